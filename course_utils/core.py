@@ -1,0 +1,182 @@
+"""Course plumbing: modes, seeding, device choice, data folder, network check.
+
+Everything here is read by the setup cell of every notebook (``cu.setup()``).
+
+Environment variables
+---------------------
+COURSE_FAST=1     fewer images and epochs so every notebook runs in seconds on a CPU (CI sets it).
+COURSE_OFFLINE=1  never touch the network: downloads are skipped at once (CI sets it).
+COURSE_DATA=PATH  where datasets live (default: the repository's ``data/`` folder).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """Read a boolean environment variable such as ``COURSE_FAST``.
+
+    Accepts 1/true/yes/on and 0/false/no/off (any case). Unset means ``default``.
+    Anything else raises ValueError, so a typo never silently flips a mode.
+    """
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a yes/no value; use {name}=1 or {name}=0.")
+
+
+FAST: bool = env_flag("COURSE_FAST")
+"""True when COURSE_FAST=1: notebooks use fewer images and epochs (same code path)."""
+OFFLINE: bool = env_flag("COURSE_OFFLINE")
+"""True when COURSE_OFFLINE=1: every download is skipped at once."""
+
+# Albumentations asks PyPI for a newer release on import; never let that touch the network.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+if OFFLINE:  # make Hugging Face (smp/timm weights) fail in 0.2 s instead of retrying for ~20 s
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_ONLINE_CACHE: dict[tuple[str, int], bool] = {}
+
+
+def is_online(host: str = "download.pytorch.org", port: int = 443, timeout: float = 2.0) -> bool:
+    """Return True if a TCP connection to ``host:port`` opens within ``timeout`` seconds.
+
+    The answer is cached per (host, port), so a notebook pays for the check once.
+    With COURSE_OFFLINE=1 it returns False without touching the network. The check runs
+    in a daemon thread, so even a hanging DNS lookup cannot block the caller for longer
+    than ``timeout`` seconds.
+    """
+    if env_flag("COURSE_OFFLINE"):
+        return False
+    key = (host, port)
+    if key in _ONLINE_CACHE:
+        return _ONLINE_CACHE[key]
+    result = {"ok": False}
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result["ok"] = True
+        except OSError:
+            pass
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    _ONLINE_CACHE[key] = bool(result["ok"]) and not worker.is_alive()
+    return _ONLINE_CACHE[key]
+
+
+def repo_root() -> Path | None:
+    """The repository folder when course_utils runs from a checkout (editable install), else None."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "notebooks").is_dir() and (here / "course_utils").is_dir() else None
+
+
+def data_dir() -> Path:
+    """Folder for datasets and caches: ``$COURSE_DATA`` if set, else the repository's ``data/``.
+
+    Outside a checkout (a plain ``pip install``) it falls back to ``./data``. The folder is
+    created if missing. Returns an absolute Path.
+    """
+    if os.environ.get("COURSE_DATA"):
+        path = Path(os.environ["COURSE_DATA"]).expanduser()
+    elif repo_root() is not None:
+        path = repo_root() / "data"
+    else:
+        path = Path.cwd() / "data"
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's ``random``, NumPy and PyTorch (CPU and all GPUs) with ``seed``."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def get_device(prefer: str | None = None) -> "torch.device":
+    """Pick the compute device: CUDA if present, else Apple's MPS, else the CPU.
+
+    ``prefer`` (e.g. "cpu") forces a choice; an unavailable choice raises ValueError.
+    """
+    import torch
+
+    if prefer is not None:
+        if prefer.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but no CUDA GPU is visible; use 'cpu' or leave it out.")
+        if prefer == "mps" and not _mps_available():
+            raise ValueError("device 'mps' requested but MPS is not available; use 'cpu' or leave it out.")
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    import torch
+
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def _version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:
+        return "not installed"
+
+
+def setup(seed: int = 0, verbose: bool = True) -> "torch.device":
+    """Prepare a notebook: seed everything, choose the device, set plot defaults, report.
+
+    Prints Python/library versions, the device, FAST/OFFLINE mode and whether this is Colab.
+    Returns the chosen ``torch.device`` (cuda > mps > cpu).
+    """
+    seed_everything(seed)
+    device = get_device()
+    try:
+        from . import viz
+
+        viz.set_style()
+    except Exception:  # plotting is optional for scripts
+        pass
+    if verbose:
+        libs = ["torch", "torchvision", "albumentations", "segmentation-models-pytorch", "numpy"]
+        versions = ", ".join(f"{name} {_version(name)}" for name in libs)
+        print(f"Python {platform.python_version()} | {versions}")
+        extra = f" ({__import__('torch').cuda.get_device_name(0)})" if device.type == "cuda" else ""
+        print(f"device: {device}{extra} | seed: {seed}")
+        fast = "FAST (few images and epochs)" if env_flag("COURSE_FAST") else "FULL"
+        offline = "OFFLINE (no downloads)" if env_flag("COURSE_OFFLINE") else "online allowed"
+        print(f"mode: {fast} | {offline}" + (" | running on Google Colab" if in_colab() else ""))
+    return device

@@ -1,0 +1,183 @@
+"""Keep every notebook's Colab badge and setup cell identical, and execute notebooks.
+
+Usage (from the repository root)::
+
+    python -m course_utils.notebooks                 # refresh badge + setup cell in every notebook
+    python -m course_utils.notebooks --check         # exit 1 if any notebook is out of date
+    python -m course_utils.notebooks --execute notebooks/02_*.ipynb   # run in place, store outputs
+
+The repository address lives here, in ``GITHUB_REPO``: a fork changes it once and reruns the tool.
+Executed outputs are committed; by default they are produced in full mode (COURSE_FAST=0) and
+offline (COURSE_OFFLINE=1), so they show what a student without a network sees.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+GITHUB_REPO = "cnn-seg-course/2d-cnns-semantic-segmentation"
+BRANCH = "main"
+REPO_NAME = GITHUB_REPO.split("/")[1]
+
+SETUP_MARKER = "# Standard setup cell"
+SETUP_SOURCE = f"""{SETUP_MARKER} (written by `python -m course_utils.notebooks`; edit it there, not here).
+# On Colab it fetches the course once (torch stays Colab's own); everywhere it seeds and reports.
+import os, sys
+if "google.colab" in sys.modules and not os.path.isdir("/content/{REPO_NAME}"):
+    !git clone -q --depth 1 https://github.com/{GITHUB_REPO} /content/{REPO_NAME}
+    %pip install -q -e /content/{REPO_NAME}
+if "google.colab" in sys.modules and "/content/{REPO_NAME}" not in sys.path:
+    sys.path.insert(0, "/content/{REPO_NAME}")
+import course_utils as cu
+DEVICE = cu.setup()"""
+
+BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
+
+
+def colab_url(relpath: str) -> str:
+    """Colab link that opens ``relpath`` (e.g. "notebooks/00_start_here.ipynb") from GitHub."""
+    return f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{BRANCH}/{relpath}"
+
+
+def badge(relpath: str) -> str:
+    """Markdown of the "Open In Colab" badge for the notebook at ``relpath`` (relative to the repo root)."""
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(relpath)})"
+
+
+def relpath_of(path: Path, root: Path) -> str:
+    return Path(path).resolve().relative_to(root.resolve()).as_posix()
+
+
+def refresh(nb: nbformat.NotebookNode, relpath: str) -> bool:
+    """Put the right badge in the first (title) cell and the standard setup cell first among code cells.
+
+    Returns True if the notebook changed.
+    """
+    changed = False
+    if not nb.cells or nb.cells[0].cell_type != "markdown":
+        raise ValueError(f"{relpath}: the first cell must be a markdown cell starting with '# Title'.")
+    title = nb.cells[0]
+    want = badge(relpath)
+    if BADGE_RE.search(title.source):
+        new = BADGE_RE.sub(want, title.source)
+    else:
+        lines = title.source.split("\n")
+        new = "\n".join([lines[0], "", want] + lines[1:])
+    if new != title.source:
+        title.source, changed = new, True
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    setup = [c for c in code if c.source.startswith(SETUP_MARKER)]
+    if setup:
+        if setup[0].source != SETUP_SOURCE:
+            setup[0].source, changed = SETUP_SOURCE, True
+    else:
+        cell = nbformat.v4.new_code_cell(SETUP_SOURCE)
+        index = nb.cells.index(code[0]) if code else len(nb.cells)
+        nb.cells.insert(index, cell)
+        changed = True
+    return changed
+
+
+ABS_PATH_RE = re.compile(r"/(work|root|home|tmp|Users)/[A-Za-z]")
+MAX_BYTES = 3_000_000
+REQUIRED_HEADINGS = ("Learning goals", "Try it", "Summary")
+
+
+def problems(path: Path, root: Path) -> list[str]:
+    """Everything in the notebook at ``path`` that breaks the course conventions (empty = fine).
+
+    Checks: valid nbformat; a markdown title cell with the Colab badge for its own path; the
+    standard setup cell; "Learning goals", "Try it" and "Summary" headings; executed and committed
+    outputs (every code cell has an execution count, except in generated student versions under
+    ``notebooks/student/``, which are handed out blank); no stored errors; under 3 MB; no absolute
+    machine paths in sources or outputs.
+    """
+    rel = relpath_of(path, root)
+    found: list[str] = []
+    size = Path(path).stat().st_size
+    if size > MAX_BYTES:
+        found.append(f"{rel}: {size / 1e6:.1f} MB, over the 3 MB limit (smaller figures, fewer stored images)")
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # nbformat raises several error types
+        return found + [f"{rel}: not a valid notebook ({exc.__class__.__name__}: {str(exc)[:200]})"]
+    if not nb.cells or nb.cells[0].cell_type != "markdown" or not nb.cells[0].source.startswith("# "):
+        found.append(f"{rel}: the first cell must be a markdown title ('# ...')")
+    elif badge(rel) not in nb.cells[0].source:
+        found.append(f"{rel}: the title cell lacks the Colab badge for its own path; run `python -m course_utils.notebooks`")
+    if not any(c.cell_type == "code" and c.source == SETUP_SOURCE for c in nb.cells):
+        found.append(f"{rel}: no standard setup cell (or an edited one); run `python -m course_utils.notebooks`")
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for heading in REQUIRED_HEADINGS:
+        if not re.search(rf"^#+ .*{heading}", markdown, flags=re.MULTILINE | re.IGNORECASE):
+            found.append(f"{rel}: no '{heading}' heading")
+    for index, cell in enumerate(nb.cells):
+        if ABS_PATH_RE.search(cell.source):
+            found.append(f"{rel}: cell {index} source holds an absolute machine path")
+        if cell.cell_type != "code":
+            continue
+        if cell.source.strip() and cell.execution_count is None and "student" not in Path(rel).parts:
+            found.append(f"{rel}: cell {index} was never executed (commit executed outputs)")
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                found.append(f"{rel}: cell {index} stores an error output ({output.get('ename')})")
+            text = output.get("text", "") or "".join(str(v) for k, v in output.get("data", {}).items()
+                                                      if k.startswith("text/"))
+            if ABS_PATH_RE.search(str(text)):
+                found.append(f"{rel}: cell {index} output shows an absolute machine path")
+    return found
+
+
+def notebook_paths(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def execute(path: Path, fast: bool = False, offline: bool = True, timeout: int = 1800) -> float:
+    """Run a notebook top to bottom in place (outputs stored). Returns the wall time in seconds."""
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    os.environ["COURSE_FAST"] = "1" if fast else "0"
+    os.environ["COURSE_OFFLINE"] = "1" if offline else "0"
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})
+    elapsed = time.perf_counter() - start
+    nbformat.write(nb, path)
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="*", help="notebooks (default: all under notebooks/)")
+    parser.add_argument("--check", action="store_true", help="only report notebooks that need a refresh")
+    parser.add_argument("--execute", action="store_true", help="also execute the notebooks in place")
+    parser.add_argument("--fast", action="store_true", help="execute in fast mode (default: full mode)")
+    parser.add_argument("--online", action="store_true", help="allow downloads while executing")
+    args = parser.parse_args(argv)
+    root = Path(__file__).resolve().parent.parent
+    paths = [Path(p) for p in args.paths] or notebook_paths(root)
+    stale = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        if refresh(nb, relpath_of(path, root)):
+            stale.append(path)
+            if not args.check:
+                nbformat.write(nb, path)
+        if args.execute and not args.check:
+            seconds = execute(path, fast=args.fast, offline=not args.online)
+            print(f"executed {path} in {seconds:.1f} s")
+    for path in stale:
+        print(("out of date: " if args.check else "refreshed: ") + str(path))
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from course_utils import viz
+from course_utils.data import VOC_COLORMAP
+
+
+def test_show_images_grid_and_titles():
+    imgs = [np.zeros((4, 5)), np.ones((4, 5, 3)), torch.rand(3, 6, 6)]
+    fig = viz.show_images(imgs, titles=["a", "b", "c"], ncols=2)
+    axes = fig.get_axes()
+    assert len(axes) == 4  # 2x2 grid, the last panel hidden
+    assert [ax.get_title() for ax in axes[:3]] == ["a", "b", "c"]
+    assert not axes[3].axison
+    plt.close(fig)
+
+
+def test_show_images_bad_inputs():
+    with pytest.raises(ValueError, match="no images"):
+        viz.show_images([])
+    with pytest.raises(ValueError, match="one title per image"):
+        viz.show_images([np.zeros((2, 2))], titles=["a", "b"])
+    with pytest.raises(ValueError, match="expected an image"):
+        viz.show_images([np.zeros((2, 2, 5))])
+
+
+def test_to_numpy_image_channel_first_and_single_channel():
+    assert viz.to_numpy_image(torch.zeros(3, 7, 9)).shape == (7, 9, 3)
+    assert viz.to_numpy_image(np.zeros((1, 7, 9))).shape == (7, 9)
+    assert viz.to_numpy_image(np.zeros((7, 9, 1))).shape == (7, 9)
+
+
+def test_plot_history_groups_train_and_val():
+    hist = {"train_loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "val_miou": [0.1, 0.3]}
+    fig = viz.plot_history(hist)
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == ["loss", "miou"]
+    assert len(axes[0].get_lines()) == 2 and len(axes[1].get_lines()) == 1
+    np.testing.assert_allclose(axes[0].get_lines()[1].get_ydata(), [1.1, 0.7])
+    plt.close(fig)
+    with pytest.raises(ValueError, match="empty history"):
+        viz.plot_history({})
+
+
+def test_colorize_mask_uses_the_voc_palette():
+    mask = np.array([[0, 1], [15, 255]])
+    rgb = viz.colorize_mask(mask)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[0, 0]) == (0, 0, 0) and tuple(rgb[0, 1]) == (128, 0, 0)
+    assert tuple(rgb[1, 0]) == (192, 128, 128) and tuple(rgb[1, 1]) == (224, 224, 192)
+    with pytest.raises(ValueError, match="2-D"):
+        viz.colorize_mask(np.zeros((2, 2, 2), dtype=int))
+    with pytest.raises(ValueError, match="label values"):
+        viz.colorize_mask(np.array([[256]]))
+
+
+def test_overlay_mask_keeps_background_and_void():
+    image = np.full((2, 2, 3), 255, dtype=np.uint8)
+    mask = np.array([[0, 1], [255, 0]])
+    out = viz.overlay_mask(image, mask, alpha=0.5)
+    assert out.shape == (2, 2, 3) and out.max() <= 1.0
+    np.testing.assert_allclose(out[0, 0], 1.0)
+    np.testing.assert_allclose(out[1, 0], 1.0)
+    np.testing.assert_allclose(out[0, 1], 0.5 + 0.5 * VOC_COLORMAP[1] / 255)
+    with pytest.raises(ValueError, match="must match"):
+        viz.overlay_mask(np.zeros((3, 3, 3)), mask)
