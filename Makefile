@@ -21,7 +21,7 @@ lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
 
 test: install
-	COURSE_FAST=1 COURSE_OFFLINE=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1 PATH="$(abspath $(BIN)):$$PATH" \
+	COURSE_FAST=1 COURSE_OFFLINE=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1 PATH="$(abspath $(BIN)):$$PATH" \
 		$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 # Re-execute notebooks in full mode and store their outputs (what is committed).
