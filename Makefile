@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: install
 	COURSE_FAST=1 COURSE_OFFLINE=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1 PATH="$(abspath $(BIN)):$$PATH" \
