@@ -36,3 +36,461 @@ def _voc_colormap(n: int = 256) -> np.ndarray:
 
 VOC_COLORMAP: np.ndarray = _voc_colormap()
 """(256, 3) uint8 array: the RGB colour of each palette index (0 black, 1 dark red, ..., 255 cream)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The data pipeline of the exercise (issue 6)
+# ---------------------------------------------------------------------------------------------
+# The on-disk layout, real or generated, is always the one torchvision's VOCSegmentation reads:
+#   ROOT/VOCdevkit/VOC2012/JPEGImages/<id>.jpg
+#   ROOT/VOCdevkit/VOC2012/SegmentationClass/<id>.png        (palette PNG, indices 0..20 and 255)
+#   ROOT/VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
+# Everywhere below, ``root`` means ROOT: the folder that *contains* ``VOCdevkit/``.
+
+import colorsys
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from torch.utils.data import Dataset
+
+from .core import data_dir, env_flag, is_online
+
+VOC_SUBDIR = Path("VOCdevkit") / "VOC2012"
+"""Where the dataset lives below ``root``."""
+TOY_MARKER = "GENERATED_BY_COURSE_UTILS.json"
+"""File inside a generated dataset's VOC2012 folder; its presence marks the data as not real."""
+TOY_VOC_IMAGES = 600
+"""Default size of the generated dataset (train/val/test = 300/150/150 images), in FAST mode too:
+big enough that a small UNet learns something in a few epochs, small enough to build in seconds."""
+TOY_VOC_VERSION = 1
+"""Bumped whenever the generator's output changes, so a cached toy dataset is rebuilt."""
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLIT_FRACTIONS = {"train": 0.5, "val": 0.25, "test": 0.25}
+"""The lecture's variation: trainval shuffled, then 50 % train, 25 % val, 25 % test."""
+
+
+def _shown(path: Path) -> str:
+    """A path for printing in notebooks: relative to ``data_dir()`` when inside it, never absolute."""
+    path = Path(path).resolve()
+    try:
+        rel = path.relative_to(data_dir())
+        return "data_dir()" + ("" if str(rel) == "." else f"/{rel.as_posix()}")
+    except ValueError:
+        return path.name or str(path)
+
+
+def voc_folder(root: str | os.PathLike) -> Path:
+    """``root/VOCdevkit/VOC2012``: the folder that holds JPEGImages, SegmentationClass, ImageSets."""
+    return Path(root) / VOC_SUBDIR
+
+
+def voc_is_complete(root: str | os.PathLike) -> bool:
+    """True when ``root`` holds a usable VOC2012 segmentation set (real or generated).
+
+    Checks the split file ``ImageSets/Segmentation/trainval.txt`` and that its first and last ids
+    have both a JPEG and a mask (cheap: it does not open every file).
+    """
+    voc = voc_folder(root)
+    split = voc / "ImageSets" / "Segmentation" / "trainval.txt"
+    if not split.is_file():
+        return False
+    ids = split.read_text().split()
+    if not ids:
+        return False
+    return all((voc / "JPEGImages" / f"{i}.jpg").is_file() and (voc / "SegmentationClass" / f"{i}.png").is_file()
+               for i in (ids[0], ids[-1]))
+
+
+def is_generated(root: str | os.PathLike) -> bool:
+    """True when the dataset under ``root`` was made by :func:`make_toy_voc` (not real PASCAL VOC)."""
+    return (voc_folder(root) / TOY_MARKER).is_file()
+
+
+# ------------------------------------------------------------------ the generated (toy) dataset
+# Each of the 20 classes has its own combination of shape, texture and hue. No single cue is
+# enough: a hue is shared by two classes, a shape by four, a texture by five; so a network has
+# to combine colour, outline and pattern (and cope with distractors, occlusion and noise).
+_TOY_SHAPES = ("disk", "square", "triangle", "diamond", "ring")
+_TOY_TEXTURES = ("solid", "stripes", "checker", "dots")
+_TOY_SIZES = ((375, 500), (500, 375), (333, 500), (500, 333), (375, 500), (366, 500), (500, 500), (281, 500))
+"""(height, width) pairs drawn for the toy images; VOC's typical sizes (most are 500 on the long side)."""
+
+
+def toy_class_appearance(class_id: int) -> dict[str, Any]:
+    """How class ``class_id`` (1..20) looks in the generated dataset: shape, texture, hue in [0, 1)."""
+    if not 1 <= class_id <= 20:
+        raise ValueError(f"class_id must be 1..20 (0 is background), got {class_id}.")
+    k = class_id - 1
+    return {"shape": _TOY_SHAPES[k % 5], "texture": _TOY_TEXTURES[k // 5], "hue": (k // 2) / 10}
+
+
+def _hsv_rgb(h: float, s: float, v: float) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32) * 255
+
+
+def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray, r: float) -> np.ndarray:
+    """Boolean mask of ``shape`` of radius ``r`` in local (rotated, centred) coordinates u, v."""
+    if shape == "disk":
+        return u * u + v * v <= r * r
+    if shape == "square":
+        return np.maximum(np.abs(u), np.abs(v)) <= 0.8 * r
+    if shape == "triangle":
+        return (v <= 0.5 * r) & (v >= -r + np.sqrt(3.0) * np.abs(u))
+    if shape == "diamond":
+        return np.abs(u) + np.abs(v) <= r
+    if shape == "ring":
+        d2 = u * u + v * v
+        return (d2 <= r * r) & (d2 >= (0.55 * r) ** 2)
+    if shape == "bar":  # distractor only: a long thin rotated rectangle
+        return (np.abs(u) <= r) & (np.abs(v) <= 0.14 * r)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def _texture(texture: str, u: np.ndarray, v: np.ndarray, r: float) -> np.ndarray:
+    """Float weight in [0, 1] per pixel: 1 = primary colour, 0 = secondary (darker) colour."""
+    period = 0.7 * r
+    if texture == "solid":
+        return np.ones_like(u)
+    if texture == "stripes":
+        return (np.floor(u / (0.5 * period)) % 2 == 0).astype(np.float32)
+    if texture == "checker":
+        return ((np.floor(u / (0.6 * period)) + np.floor(v / (0.6 * period))) % 2 == 0).astype(np.float32)
+    if texture == "dots":
+        du = (u / period) % 1.0 - 0.5
+        dv = (v / period) % 1.0 - 0.5
+        return (du * du + dv * dv > 0.09).astype(np.float32)
+    raise ValueError(f"unknown texture {texture!r}")
+
+
+def _draw(image: np.ndarray, label: np.ndarray | None, value: int, shape: str, texture: str,
+          colour: np.ndarray, centre: tuple[float, float], r: float, angle: float) -> None:
+    """Paint one object into ``image`` (H, W, 3 float32) and, if given, its class into ``label``."""
+    h, w = image.shape[:2]
+    cy, cx = centre
+    y0, y1 = max(int(cy - r - 1), 0), min(int(cy + r + 2), h)
+    x0, x1 = max(int(cx - r - 1), 0), min(int(cx + r + 2), w)
+    if y0 >= y1 or x0 >= x1:
+        return
+    dy = np.arange(y0, y1, dtype=np.float32)[:, None] - cy
+    dx = np.arange(x0, x1, dtype=np.float32)[None, :] - cx
+    c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    u, v = c * dx + s * dy, c * dy - s * dx
+    inside = _shape_mask(shape, u, v, r)
+    weight = _texture(texture, u[inside], v[inside], r)[:, None]
+    image[y0:y1, x0:x1][inside] = weight * colour + (1 - weight) * (0.4 * colour)
+    if label is not None:
+        label[y0:y1, x0:x1][inside] = value
+
+
+def _toy_sample(rng: np.random.Generator, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One generated image (H, W, 3 uint8) and its mask (H, W uint8 in {0..20, 255})."""
+    import cv2
+
+    H, W = _TOY_SIZES[rng.integers(len(_TOY_SIZES))]
+    h, w = H // 2, W // 2  # drawn at half size, then upsampled: soft edges, 4x less work
+    # background: a smooth two-colour gradient of low saturation (class 0)
+    c0 = _hsv_rgb(rng.random(), rng.uniform(0.0, 0.35), rng.uniform(0.3, 0.9))
+    c1 = _hsv_rgb(rng.random(), rng.uniform(0.0, 0.35), rng.uniform(0.3, 0.9))
+    horizontal = rng.random() < 0.5
+    t = np.linspace(0, 1, w if horizontal else h, dtype=np.float32)
+    ramp = (t[None, :] if horizontal else t[:, None])[..., None]
+    image = np.broadcast_to(c0 * (1 - ramp) + c1 * ramp, (h, w, 3)).astype(np.float32)
+    label = np.zeros((h, w), np.uint8)
+    short = min(h, w)
+    # distractors (background): bars and blobs of any colour and any texture
+    for _ in range(rng.integers(1, 5)):
+        shape = "bar" if rng.random() < 0.7 else "disk"
+        r = short * (rng.uniform(0.15, 0.4) if shape == "bar" else rng.uniform(0.03, 0.07))
+        colour = _hsv_rgb(rng.random(), rng.uniform(0.2, 1.0), rng.uniform(0.4, 1.0))
+        _draw(image, None, 0, shape, _TOY_TEXTURES[rng.integers(4)], colour,
+              (rng.uniform(0, h), rng.uniform(0, w)), r, rng.uniform(0, np.pi))
+    # objects: 1 to 4, later ones occlude earlier ones
+    for _ in range(rng.integers(1, 5)):
+        cls = int(rng.integers(1, 21))
+        look = toy_class_appearance(cls)
+        r = short * rng.uniform(0.12, 0.32)
+        colour = _hsv_rgb(look["hue"] + rng.uniform(-0.02, 0.02), rng.uniform(0.55, 0.95), rng.uniform(0.55, 1.0))
+        centre = (rng.uniform(0.5 * r, h - 0.5 * r), rng.uniform(0.5 * r, w - 0.5 * r))
+        _draw(image, label, cls, look["shape"], look["texture"], colour, centre, r, rng.uniform(0, 2 * np.pi))
+    image = cv2.resize(image, (W, H), interpolation=cv2.INTER_LINEAR)
+    label = cv2.resize(label, (W, H), interpolation=cv2.INTER_NEAREST)
+    h, w = H, W
+    # sensor noise: a random window of a noise field shared by the whole dataset
+    oy, ox = rng.integers(0, noise.shape[0] - h + 1), rng.integers(0, noise.shape[1] - w + 1)
+    image += noise[oy:oy + h, ox:ox + w]
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    # VOC marks a band of "void" (255) around every object outline: about 5 pixels wide
+    edge = np.zeros((h, w), np.uint8)
+    edge[:, 1:] |= label[:, 1:] != label[:, :-1]
+    edge[1:, :] |= label[1:, :] != label[:-1, :]
+    edge = cv2.dilate(edge, np.ones((5, 5), np.uint8))
+    label[edge.astype(bool)] = IGNORE_INDEX
+    return image, label
+
+
+def _palette_png(mask: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    png = Image.fromarray(mask, mode="P")
+    png.putpalette(VOC_COLORMAP.reshape(-1).tolist())
+    png.save(path, compress_level=1)
+
+
+def make_toy_voc(root: str | os.PathLike, n_images: int, seed: int = 0) -> Path:
+    """Generate a PASCAL-VOC-2012-like segmentation dataset of ``n_images`` images under ``root``.
+
+    The layout is exactly VOC's, so every line of the pipeline (and torchvision's own
+    ``VOCSegmentation``) runs unchanged on it::
+
+        root/VOCdevkit/VOC2012/JPEGImages/toy_000000.jpg            RGB JPEG, 500x375 and other VOC sizes
+        root/VOCdevkit/VOC2012/SegmentationClass/toy_000000.png     palette PNG, VOC colormap,
+                                                                    indices 0..20 and a 255 void band
+        root/VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
+        root/VOCdevkit/VOC2012/GENERATED_BY_COURSE_UTILS.json       marks the data as generated
+
+    Objects of all 20 classes, each with its own shape/texture/hue combination
+    (:func:`toy_class_appearance`), 1 to 4 per image with occlusion, plus background distractors
+    (bars, small blobs), blur and noise; every 40th image is a grayscale JPEG, as a few of VOC's are.
+    Deterministic for a given ``(n_images, seed)``. Takes a few seconds for 600 images.
+
+    Calling it again with the same arguments does nothing (the marker records them); different
+    arguments rebuild the dataset. A real VOC dataset at ``root`` is never overwritten. The data is
+    written to a temporary folder first and moved into place, so an interrupted run leaves nothing.
+    Returns ``root`` as a Path.
+    """
+    if int(n_images) != n_images or n_images < 4:
+        raise ValueError(f"n_images must be an integer >= 4 (one per split at least), got {n_images!r}.")
+    n_images = int(n_images)
+    root = Path(root)
+    voc = voc_folder(root)
+    meta = {"generator": "course_utils.data.make_toy_voc", "version": TOY_VOC_VERSION,
+            "n_images": n_images, "seed": int(seed)}
+    if voc.exists():
+        if not is_generated(root):
+            raise FileExistsError(f"{voc} already exists and is not a generated dataset (real VOC?). "
+                                  "make_toy_voc never overwrites it: pass another root, e.g. data_dir()/'toy-voc'.")
+        try:
+            if json.loads((voc / TOY_MARKER).read_text()) == meta and voc_is_complete(root):
+                return root
+        except (OSError, ValueError):
+            pass
+    root.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    tmp = Path(tempfile.mkdtemp(prefix=".toy-voc-", dir=root))
+    try:
+        out = tmp / "VOC2012"
+        for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+            (out / sub).mkdir(parents=True)
+        rng = np.random.default_rng(seed)
+        noise = rng.normal(0, 6, size=(560, 560, 3)).astype(np.float32)
+        ids = [f"toy_{i:06d}" for i in range(n_images)]
+        for i, name in enumerate(ids):
+            image, mask = _toy_sample(rng, noise)
+            jpeg = Image.fromarray(image)
+            if i % 40 == 7:
+                jpeg = jpeg.convert("L")
+            jpeg.save(out / "JPEGImages" / f"{name}.jpg", quality=90)
+            _palette_png(mask, out / "SegmentationClass" / f"{name}.png")
+        half = n_images // 2  # like VOC's own train/val lists (1464/1449 for the real data)
+        sets = out / "ImageSets" / "Segmentation"
+        (sets / "train.txt").write_text("\n".join(ids[:half]) + "\n")
+        (sets / "val.txt").write_text("\n".join(ids[half:]) + "\n")
+        (sets / "trainval.txt").write_text("\n".join(ids) + "\n")
+        (out / TOY_MARKER).write_text(json.dumps(meta, indent=1) + "\n")
+        if voc.exists():
+            shutil.rmtree(voc)
+        voc.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(out, voc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+# ------------------------------------------------------------------ the lecture's variation
+_ANNOUNCED: set[str] = set()
+
+
+def _missing_dataset_error(root: Path, what: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"No PASCAL VOC 2012 segmentation data at {voc_folder(root)} ({what}). Expected "
+        "JPEGImages/, SegmentationClass/ and ImageSets/Segmentation/trainval.txt there. Either download "
+        "the real data with course_utils.data.download_voc(root) (about 2 GB), or generate the offline "
+        "stand-in with course_utils.data.make_toy_voc(root, 600); get_voc() picks one for you.")
+
+
+def voc_split_ids(ids: Sequence[str], split: str, seed: int = 0) -> list[str]:
+    """The ids of one split of the lecture's variation: shuffle ``ids`` with ``seed``, cut 50/25/25 %.
+
+    ``ids`` are sorted first, so the file order does not matter. For n ids: train gets n // 2,
+    val gets n // 4, test the rest (2913 real images: 1456 / 728 / 729). The three splits are
+    disjoint, cover all ids, and depend only on (ids, seed).
+    """
+    if split not in SPLIT_FRACTIONS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_FRACTIONS)}, got {split!r}.")
+    ids = sorted(ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    n_train, n_val = len(ids) // 2, len(ids) // 4
+    cut = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}[split]
+    return [ids[i] for i in cut]
+
+
+def load_voc_sample(voc: Path, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read one sample from a VOC2012 folder: ``(image H×W×3 uint8 RGB, mask H×W uint8)``.
+
+    The mask holds palette indices (0..20 classes, 255 void), not colours; grayscale JPEGs are
+    returned with 3 identical channels.
+    """
+    from PIL import Image
+
+    with Image.open(voc / "JPEGImages" / f"{image_id}.jpg") as im:
+        image = np.asarray(im.convert("RGB"))
+    with Image.open(voc / "SegmentationClass" / f"{image_id}.png") as png:
+        if png.mode not in ("P", "L"):
+            raise ValueError(f"mask {image_id}.png has mode {png.mode!r}; VOC masks are palette ('P') PNGs "
+                             "that store class indices. Was it re-saved as RGB? Re-extract or regenerate the dataset.")
+        mask = np.asarray(png)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"{image_id}: image is {image.shape[:2]} but mask is {mask.shape}; the files do not belong together.")
+    return image, mask
+
+
+def _apply(transform: Callable | None, image: np.ndarray, mask: np.ndarray) -> tuple[Any, Any]:
+    if transform is None:
+        return image, mask
+    out = transform(image=image, mask=mask)
+    image, mask = out["image"], out["mask"]
+    if hasattr(mask, "long"):  # a torch tensor (ToTensorV2 keeps masks uint8): the loss wants int64
+        mask = mask.long()
+    elif isinstance(mask, np.ndarray):
+        mask = mask.astype(np.int64)
+    return image, mask
+
+
+class VOCVariation(Dataset):
+    """The exercise's dataset: VOC 2012 ``trainval`` shuffled with ``seed`` and split 50/25/25 %.
+
+    ``root`` is the folder that contains ``VOCdevkit/`` (real data or :func:`make_toy_voc`'s);
+    ``split`` is "train", "val" or "test" (see :func:`voc_split_ids`). A PyTorch map-style dataset:
+
+    - without ``transform``: ``ds[i]`` is ``(image H×W×3 uint8 RGB, mask H×W uint8)``, mask values
+      0..20 and 255 (void);
+    - with an Albumentations transform (e.g. :func:`voc_transforms`): whatever the transform
+      returns for the image (a float tensor 3×64×64 with ToTensorV2) and the mask as int64.
+
+    ``ds.ids`` lists the image ids, ``ds.kind`` is "real" or "generated".
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str, transform: Callable | None = None, seed: int = 0):
+        self.root = Path(root)
+        self.split = split
+        self.transform = transform
+        self.seed = seed
+        self.voc = voc_folder(self.root)
+        if split not in SPLIT_FRACTIONS:
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}.")
+        if not voc_is_complete(self.root):
+            raise _missing_dataset_error(self.root, "missing or incomplete")
+        all_ids = (self.voc / "ImageSets" / "Segmentation" / "trainval.txt").read_text().split()
+        self.ids = voc_split_ids(all_ids, split, seed)
+        self.kind = "generated" if is_generated(self.root) else "real"
+        if self.kind == "generated" and str(self.voc.resolve()) not in _ANNOUNCED:
+            _ANNOUNCED.add(str(self.voc.resolve()))
+            print(f"Note: {_shown(self.root)} holds a GENERATED stand-in for PASCAL VOC 2012 "
+                  f"({len(all_ids)} images, same file layout), not the real photos.")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The untransformed sample ``index``: (H×W×3 uint8 image, H×W uint8 mask)."""
+        return load_voc_sample(self.voc, self.ids[index])
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for the {self.split!r} split of {len(self)} images.")
+        image, mask = self.load(index % len(self))
+        return _apply(self.transform, image, mask)
+
+    def __repr__(self) -> str:
+        return (f"VOCVariation(split={self.split!r}, {len(self)} images, {self.kind} data at {_shown(self.root)}, "
+                f"seed={self.seed}, transform={'yes' if self.transform is not None else 'none'})")
+
+
+def voc_transforms(size: int = 64, train: bool = True) -> "A.Compose":
+    """The exercise's Albumentations pipeline: any VOC image + mask in, ``size``×``size`` tensors out.
+
+    train: ``RandomResizedCrop`` (scale jitter: 25-100 % of the area, aspect 4:5-5:4, then resized to
+    size×size), horizontal flip (p=0.5), mild ``ColorJitter`` (p=0.5).
+    eval (``train=False``): deterministic: ``LongestMaxSize`` to ``size`` (no distortion, the whole
+    image stays) and ``PadIfNeeded`` to a square, padding the image with 0 and the mask with 255
+    (void), so padding is never scored as background.
+    Both: masks resized with nearest-neighbour (labels are never blended), ImageNet normalisation,
+    ``ToTensorV2``. Output: image float32 tensor 3×size×size; mask size×size (uint8 from
+    Albumentations; :class:`VOCVariation` turns it into int64).
+    """
+    import albumentations as A
+    import cv2
+    from albumentations.pytorch import ToTensorV2
+
+    if int(size) != size or size < 8:
+        raise ValueError(f"size must be an integer >= 8 (pixels), got {size!r}.")
+    size = int(size)
+    nearest = cv2.INTER_NEAREST
+    if train:
+        steps = [
+            A.RandomResizedCrop(size=(size, size), scale=(0.25, 1.0), ratio=(0.8, 1.25), mask_interpolation=nearest),
+            A.HorizontalFlip(p=0.5),
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
+        ]
+    else:
+        steps = [
+            A.LongestMaxSize(max_size=size, mask_interpolation=nearest),
+            A.PadIfNeeded(min_height=size, min_width=size, border_mode=cv2.BORDER_CONSTANT, fill=0,
+                          fill_mask=IGNORE_INDEX),
+        ]
+    return A.Compose(steps + [A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()])
+
+
+def get_voc(root: str | os.PathLike | None = None, *, toy_images: int = TOY_VOC_IMAGES) -> tuple[Path, str]:
+    """Find PASCAL VOC 2012 for the exercise, whatever the machine: returns ``(root, kind)``.
+
+    ``root`` (default ``data_dir()``) is where the real data lives or goes (``root/VOCdevkit/VOC2012``).
+    1. Real data already at ``root``: returns ``(root, "real")``.
+    2. Else, when online (not ``COURSE_OFFLINE=1`` and :func:`is_online`): :func:`download_voc`
+       (about 2 GB), then ``(root, "real")``. A failed download falls through to 3 with a notice.
+    3. Else the generated stand-in (:func:`make_toy_voc`, ``toy_images`` images, 600 by default, in
+       FAST mode too) at ``root/toy-voc``, built once and reused, never mixed with the real data's
+       place; prints a banner and returns ``(root/"toy-voc", "generated")``.
+    With ``COURSE_OFFLINE=1`` it never touches the network. Pass the returned root to
+    :class:`VOCVariation`.
+    """
+    root = Path(root) if root is not None else data_dir()
+    if voc_is_complete(root) and not is_generated(root):
+        return root, "real"
+    if not env_flag("COURSE_OFFLINE") and is_online():
+        try:
+            download_voc(root)
+            return root, "real"
+        except (OSError, RuntimeError) as err:
+            print(f"Could not download PASCAL VOC 2012 ({err}).\nFalling back to the generated dataset.")
+    toy_root = root / "toy-voc"
+    how = "built now" if not voc_is_complete(toy_root) else "built earlier, reused"
+    make_toy_voc(toy_root, toy_images)
+    bar = "=" * 78
+    print(f"{bar}\nGENERATED DATA, NOT REAL PHOTOS: no PASCAL VOC 2012 here and no download "
+          f"({'offline mode' if env_flag('COURSE_OFFLINE') else 'no network'}).\n"
+          f"Using a generated stand-in with the same file layout: {toy_images} images of shapes with\n"
+          f"class-specific colour/texture at {_shown(toy_root)} ({how}).\n"
+          f"Every cell runs the same; scores are not comparable with real VOC.\n{bar}")
+    return toy_root, "generated"
+
+
+def download_voc(*args: Any, **kwargs: Any) -> Path:  # replaced below by the real downloader
+    raise RuntimeError("download_voc is not implemented yet")
