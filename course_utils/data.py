@@ -492,5 +492,154 @@ def get_voc(root: str | os.PathLike | None = None, *, toy_images: int = TOY_VOC_
     return toy_root, "generated"
 
 
-def download_voc(*args: Any, **kwargs: Any) -> Path:  # replaced below by the real downloader
-    raise RuntimeError("download_voc is not implemented yet")
+# ------------------------------------------------------------------ download
+VOC_URLS: tuple[str, ...] = (
+    "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+    "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+)
+"""Where ``VOCtrainval_11-May-2012.tar`` is fetched from, in order: the official Oxford server
+(often down for long spells), then the Oxford mirror that torchvision uses. Same file, same MD5."""
+VOC_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
+"""MD5 of ``VOCtrainval_11-May-2012.tar`` (1,999,639,040 bytes)."""
+VOC_TAR_NAME = "VOCtrainval_11-May-2012.tar"
+
+
+def _md5(path: Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fetch(url: str, part: Path, timeout: float) -> None:
+    """Download ``url`` into ``part``, continuing after the bytes already there when the server
+    supports HTTP ranges (206); a server that ignores the range (200) makes it start again."""
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "course-utils"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # range beyond the end: the file is already complete
+            return
+        raise
+    with response:
+        resumed = have > 0 and response.status == 206
+        if not resumed:
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with open(part, "ab" if resumed else "wb") as f, tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=VOC_TAR_NAME if not resumed else f"{VOC_TAR_NAME} (resumed)", leave=False) as bar:
+            while True:
+                block = response.read(1 << 20)
+                if not block:
+                    break
+                f.write(block)
+                bar.update(len(block))
+        if total is not None and part.stat().st_size < total:
+            raise OSError(f"connection closed after {part.stat().st_size} of {total} bytes")
+
+
+def _check_members(tar: "tarfile.TarFile", target: Path) -> None:
+    """Refuse the whole archive if any member would land outside ``target`` or is a link/device."""
+    base = target.resolve()
+    for member in tar.getmembers():
+        dest = (base / member.name).resolve()
+        if member.name.startswith(("/", "\\")) or (dest != base and base not in dest.parents):
+            raise RuntimeError(f"unsafe archive: member {member.name!r} would be written outside the "
+                               "target folder; nothing was extracted. Delete the archive and download again.")
+        if not (member.isfile() or member.isdir()):
+            raise RuntimeError(f"unsafe archive: member {member.name!r} is a link or special file; "
+                               "nothing was extracted. Delete the archive and download again.")
+
+
+def _extract(archive: Path, root: Path) -> None:
+    """Extract ``archive`` into a temporary folder under ``root`` and move ``VOCdevkit/VOC2012`` into
+    place; an error at any point leaves ``root/VOCdevkit/VOC2012`` untouched."""
+    import tarfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=".voc-extract-", dir=root))
+    try:
+        with tarfile.open(archive) as tar:
+            _check_members(tar, tmp)
+            try:
+                tar.extractall(tmp, filter="data")
+            except TypeError:  # Python < 3.10.12 / 3.11.4 has no filter argument; members were checked
+                tar.extractall(tmp)
+        src = voc_folder(tmp)
+        if not voc_is_complete(tmp):
+            raise RuntimeError(f"the archive has no complete {VOC_SUBDIR} (JPEGImages, SegmentationClass, "
+                               "ImageSets/Segmentation/trainval.txt); is it the VOC 2012 trainval tar?")
+        dest = voc_folder(root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():  # an incomplete earlier attempt: replace it
+            shutil.rmtree(dest)
+        os.replace(src, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def download_voc(root: str | os.PathLike, urls: Sequence[str] = VOC_URLS, md5: str = VOC_MD5,
+                 *, timeout: float = 30.0, keep_archive: bool = False) -> Path:
+    """Download and extract PASCAL VOC 2012 trainval so that ``root/VOCdevkit/VOC2012`` exists.
+
+    - Does nothing when the dataset is already complete at ``root`` (a generated one is replaced).
+    - Tries each of ``urls`` in turn (the official server is often down), with a tqdm progress bar.
+    - Keeps a partial download as ``root/VOCtrainval_11-May-2012.tar.part`` and resumes it where the
+      server allows HTTP ranges (a re-run continues instead of starting again).
+    - Verifies the MD5 before extracting; a mismatch deletes the file ("checksum" error after the
+      last URL).
+    - Extracts safely (a member that would land outside the target, or a link, rejects the archive)
+      into a temporary folder and moves ``VOC2012`` into place only when complete, so an interrupted
+      or corrupt download never leaves a half dataset.
+    - Deletes the 2 GB archive afterwards unless ``keep_archive=True``.
+    ``timeout`` is the socket timeout in seconds. Returns ``voc_folder(root)``. Raises RuntimeError
+    naming every URL and why it failed when no URL gives a valid archive.
+    """
+    root = Path(root)
+    dest = voc_folder(root)
+    if voc_is_complete(root) and not is_generated(root):
+        return dest
+    if not urls:
+        raise ValueError("urls is empty: give at least one address of VOCtrainval_11-May-2012.tar.")
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / VOC_TAR_NAME
+    part = root / (VOC_TAR_NAME + ".part")
+    failures: list[str] = []
+    if archive.exists() and _md5(archive) != md5:
+        archive.unlink()
+    for url in ([] if archive.exists() else urls):
+        try:
+            _fetch(url, part, timeout)
+        except Exception as err:  # network errors of every kind: keep the part, try the next URL
+            failures.append(f"{url}: {err}")
+            continue
+        got = _md5(part)
+        if got == md5:
+            os.replace(part, archive)
+            break
+        part.unlink()
+        failures.append(f"{url}: checksum mismatch (MD5 {got}, expected {md5}); the file was deleted")
+    if not archive.exists():
+        raise RuntimeError("Could not download PASCAL VOC 2012:\n  " + "\n  ".join(failures) +
+                           "\nCheck the network and run download_voc again (a partial download resumes), "
+                           "or use make_toy_voc for the generated offline dataset.")
+    try:
+        _extract(archive, root)
+    except Exception:
+        archive.unlink(missing_ok=True)  # a bad archive would fail the same way next time
+        raise
+    if not keep_archive:
+        archive.unlink()
+    return dest
