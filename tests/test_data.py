@@ -35,9 +35,9 @@ def test_toy_layout_read_by_torchvision(toy_root):
 
 
 def test_toy_masks_classes_void_band_and_all_classes(tmp_path):
-    root = D.make_toy_voc(tmp_path, 120, seed=0)
+    root = D.make_toy_voc(tmp_path, 50, seed=0)
     seen = set()
-    for i in range(120):
+    for i in range(50):
         image, mask = D.load_voc_sample(D.voc_folder(root), f"toy_{i:06d}")
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
         values = set(np.unique(mask).tolist())
