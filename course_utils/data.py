@@ -879,8 +879,8 @@ def benchmark(root: str | os.PathLike | None = None, repeats: int = 3, size: int
     - naive: :class:`VOCVariation` + ``voc_transforms(size)``: decode the full JPEG every time;
     - memory: the same, with ``preload=80`` (arrays in memory, same Albumentations transform);
     - fast: :class:`FastVOCLoader` (in memory, whole-batch augmentation), batches of 64.
-    Uses the real VOC at ``root`` (default ``data_dir()``) when present, else the generated dataset
-    (VOC-sized JPEGs; built if needed, never downloads). Prints a table and returns
+    Uses the dataset at ``root`` (default ``data_dir()``) when there is one, else the generated one at
+    ``root/toy-voc`` (VOC-sized JPEGs; built if needed). Never downloads. Prints a table and returns
     ``{name: (samples per wall second, samples per CPU second)}`` (medians of ``repeats`` runs). CPU
     seconds count only this process, so they are the fairer figure on a shared machine.
     """
@@ -899,7 +899,7 @@ def benchmark(root: str | os.PathLike | None = None, repeats: int = 3, size: int
 def _benchmark(root: str | os.PathLike | None, repeats: int, size: int, n_naive: int,
                n_fast: int) -> dict[str, tuple[float, float]]:
     root = Path(root) if root is not None else data_dir()
-    if not (voc_is_complete(root) and not is_generated(root)):
+    if not voc_is_complete(root):  # no dataset (real or generated) there: the generated one beside it
         root = make_toy_voc(root / "toy-voc", TOY_VOC_IMAGES)
     kind = "generated" if is_generated(root) else "real"
     naive = VOCVariation(root, "train", voc_transforms(size))
