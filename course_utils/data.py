@@ -5,7 +5,21 @@ object borders and hard regions. ``VOC_COLORMAP[i]`` is the RGB colour used for 
 """
 from __future__ import annotations
 
+import colorsys
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
 import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .core import data_dir, env_flag, is_online
 
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -46,20 +60,6 @@ VOC_COLORMAP: np.ndarray = _voc_colormap()
 #   ROOT/VOCdevkit/VOC2012/SegmentationClass/<id>.png        (palette PNG, indices 0..20 and 255)
 #   ROOT/VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
 # Everywhere below, ``root`` means ROOT: the folder that *contains* ``VOCdevkit/``.
-
-import colorsys
-import json
-import os
-import shutil
-import tempfile
-import time
-from pathlib import Path
-from typing import Any, Callable, Sequence
-
-import torch
-from torch.utils.data import Dataset
-
-from .core import data_dir, env_flag, is_online
 
 VOC_SUBDIR = Path("VOCdevkit") / "VOC2012"
 """Where the dataset lives below ``root``."""
@@ -272,16 +272,38 @@ def make_toy_voc(root: str | os.PathLike, n_images: int, seed: int = 0) -> Path:
     voc = voc_folder(root)
     meta = {"generator": "course_utils.data.make_toy_voc", "version": TOY_VOC_VERSION,
             "n_images": n_images, "seed": int(seed)}
-    if voc.exists():
-        if not is_generated(root):
-            raise FileExistsError(f"{voc} already exists and is not a generated dataset (real VOC?). "
-                                  "make_toy_voc never overwrites it: pass another root, e.g. data_dir()/'toy-voc'.")
-        try:
-            if json.loads((voc / TOY_MARKER).read_text()) == meta and voc_is_complete(root):
-                return root
-        except (OSError, ValueError):
-            pass
+    with _exclusive(root):  # two notebooks run in parallel (pytest -n 2) must not rebuild each other's data
+        if voc.exists():
+            if not is_generated(root):
+                raise FileExistsError(f"{voc} already exists and is not a generated dataset (real VOC?). make_toy_voc "
+                                      "never overwrites it: pass another root, e.g. data_dir()/'toy-voc'.")
+            try:
+                if json.loads((voc / TOY_MARKER).read_text()) == meta and voc_is_complete(root):
+                    return root
+            except (OSError, ValueError):
+                pass
+        _build_toy_voc(root, voc, n_images, seed, meta)
+    return root
+
+
+@contextlib.contextmanager
+def _exclusive(root: Path):
+    """Hold an exclusive lock on ``root/.build.lock`` (POSIX) while a dataset is checked or built there."""
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock, but the build is still written aside and moved into place
+        yield
+        return
+    with open(root / ".build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_toy_voc(root: Path, voc: Path, n_images: int, seed: int, meta: dict) -> None:
     from PIL import Image
 
     tmp = Path(tempfile.mkdtemp(prefix=".toy-voc-", dir=root))
@@ -311,7 +333,6 @@ def make_toy_voc(root: str | os.PathLike, n_images: int, seed: int = 0) -> Path:
         os.replace(out, voc)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return root
 
 
 # ------------------------------------------------------------------ the lecture's variation
@@ -425,7 +446,7 @@ def _preloaded(voc: Path, ids: list[str], short: int, cache: bool) -> tuple[list
     if cache:
         shapes = np.array([m.shape for m in masks], dtype=np.int64)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # one per process: parallel runs never share it
         np.savez(tmp, images=np.concatenate([i.reshape(-1) for i in images]),
                  masks=np.concatenate([m.reshape(-1) for m in masks]), shapes=shapes)
         os.replace(tmp, path)

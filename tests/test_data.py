@@ -435,3 +435,27 @@ def test_benchmark_runs_small(toy_root, capsys):
     res = D.benchmark(toy_root, repeats=1, n_naive=4, n_fast=24)
     assert set(res) == {"naive", "memory", "fast"} and all(v[0] > 0 for v in res.values())
     assert "fast / naive" in capsys.readouterr().out
+
+
+def _build_small_toy(root: str) -> float:
+    import time as _time
+
+    from course_utils.data import make_toy_voc as _make
+
+    _make(root, 12, seed=3)
+    return _time.time()
+
+
+def test_make_toy_voc_in_parallel_processes_builds_once(tmp_path):
+    """pytest -n 2 runs two notebooks at once; both may ask for the generated set at the same moment."""
+    import multiprocessing as mp
+
+    from course_utils.data import make_toy_voc, voc_folder, voc_is_complete
+
+    with mp.get_context("spawn").Pool(2) as pool:
+        pool.map(_build_small_toy, [str(tmp_path)] * 2)
+    assert voc_is_complete(tmp_path)
+    stamp = (voc_folder(tmp_path) / "JPEGImages").stat().st_mtime_ns
+    make_toy_voc(tmp_path, 12, seed=3)  # same arguments: nothing rebuilt
+    assert (voc_folder(tmp_path) / "JPEGImages").stat().st_mtime_ns == stamp
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".toy-voc-")]  # no leftovers
