@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import copy
 import csv
 import hashlib
 import json
@@ -176,14 +177,18 @@ def generate_student_version(source: Path = SOURCE, dest: Path | None = STUDENT,
     return nb
 
 
-def student_version_problems(committed: Path = STUDENT, source: Path = SOURCE, root: Path = ROOT) -> list[str]:
-    """Differences between the committed student version and a fresh one generated from ``source``."""
-    fresh = generate_student_version(source, None, root)
-    rel = committed.resolve().relative_to(root.resolve()).as_posix()
+def student_version_problems(committed: Path = STUDENT, source: Path = SOURCE, root: Path = ROOT,
+                             fresh: nbformat.NotebookNode | None = None) -> list[str]:
+    """Differences between the committed student version and one generated now from ``source``
+    (or the given ``fresh`` one): cell types, sources and nbgrader metadata. Empty = in sync."""
     from . import notebooks as nbtool
 
+    rel = Path(committed).resolve().relative_to(Path(root).resolve()).as_posix()
+    if fresh is None:
+        fresh = generate_student_version(source, None, root)
+    fresh = copy.deepcopy(fresh)
     nbtool.refresh(fresh, rel)
-    if not committed.exists():
+    if not Path(committed).exists():
         return [f"{rel} does not exist; run `python -m course_utils.grading --student-version`"]
     old = nbformat.read(committed, as_version=4)
 
@@ -191,11 +196,11 @@ def student_version_problems(committed: Path = STUDENT, source: Path = SOURCE, r
         return [(c.cell_type, c.source, json.dumps(c.get("metadata", {}).get("nbgrader", {}), sort_keys=True))
                 for c in nb.cells]
 
-    if key(old) == key(fresh):
-        return []
     a, b = key(old), key(fresh)
+    if a == b:
+        return []
     first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    return [f"{rel} is out of sync with {source.name} (first difference at cell {first}; "
+    return [f"{rel} is out of sync with {Path(source).name} (first difference at cell {first}; "
             f"{len(a)} vs {len(b)} cells); run `python -m course_utils.grading --student-version`"]
 
 

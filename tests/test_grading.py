@@ -166,3 +166,34 @@ def test_parts_of_a_source_notebook(course):
 def test_missing_folder_is_explained(tmp_path):
     with pytest.raises(FileNotFoundError, match="student_id"):
         grading.grade_folder(tmp_path / "nope")
+
+
+# ---- the real exercise: the committed student version must match its source -------------------
+
+@pytest.fixture(scope="module")
+def fresh_student_version():
+    if not grading.SOURCE.exists():
+        pytest.skip("the exercise source notebook is not there yet")
+    return grading.generate_student_version(grading.SOURCE, None)
+
+
+def test_committed_student_version_is_in_sync_with_the_source(fresh_student_version):
+    assert grading.student_version_problems(fresh=fresh_student_version) == []
+
+
+def test_student_version_has_no_solutions_and_every_part_has_a_test(fresh_student_version):
+    text = "\n".join(c.source for c in fresh_student_version.cells)
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+    assert text.count("raise NotImplementedError()") == 5
+    parts = grading.graded_parts(grading.SOURCE)
+    assert parts == grading.graded_parts(fresh_student_version) and sum(parts.values()) == 12
+
+
+def test_sync_check_notices_a_stale_student_version(fresh_student_version, tmp_path):
+    stale = nbformat.from_dict(json.loads(json.dumps(fresh_student_version)))
+    stale.cells[-3].source += "\n- an extra line in the source that the student version lacks"
+    path = tmp_path / "notebooks" / "student" / grading.STUDENT.name
+    path.parent.mkdir(parents=True)
+    nbformat.write(stale, path)
+    problems = grading.student_version_problems(path, root=tmp_path, fresh=fresh_student_version)
+    assert problems and "out of sync" in problems[0]
