@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -120,8 +121,13 @@ def _use_amp(amp: bool | None, device: torch.device) -> bool:
 def _progress(iterable, total: int | None, desc: str, progress: bool | None):
     from tqdm.auto import tqdm
 
-    # disable=None leaves it to tqdm: TQDM_DISABLE=1 silences it, a non-terminal stays quiet.
-    return tqdm(iterable, total=total, desc=desc, leave=False, disable=None if progress is None else not progress)
+    # TQDM_DISABLE only sets tqdm's *default*; an explicit disable= overrides it, so read it here.
+    # progress=None: on unless TQDM_DISABLE=1 (a non-terminal outside Jupyter stays quiet anyway).
+    if progress is None:
+        disable = True if os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"} else None
+    else:
+        disable = not progress
+    return tqdm(iterable, total=total, desc=desc, leave=False, disable=disable)
 
 
 def _len(loader) -> int | None:

@@ -168,6 +168,10 @@ def test_tqdm_is_quiet_when_disabled_by_environment(monkeypatch, capsys):
     x, y = toy_data(4)
     train.fit(tiny_model(), [(x, y)], epochs=1, num_classes=C, verbose=False)
     assert capsys.readouterr().err == ""
+    # in Jupyter tqdm.auto draws a widget whatever the terminal: the variable itself must switch it off
+    assert train._progress([1], 1, "x", None).disable
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    assert not train._progress([1], 1, "x", True).disable
 
 
 class PairDataset(Dataset):
