@@ -161,6 +161,19 @@ def _input_shape(input_size) -> tuple[int, ...]:
     return shape
 
 
+def _train_modes(model: nn.Module) -> dict[nn.Module, bool]:
+    """The training flag of every submodule, so it can be put back exactly as it was."""
+    return {m: m.training for m in model.modules()}
+
+
+def _restore_train_modes(modes: dict[nn.Module, bool]) -> None:
+    # model.train(flag) would set *every* submodule to flag: a wrapper such as
+    # nn.Sequential(encoder.conv1, encoder.bn1, ...) is in training mode by default and would switch
+    # the borrowed BatchNorm layers of an eval-mode encoder to batch statistics.
+    for module, flag in modes.items():
+        module.training = flag
+
+
 def receptive_field(model: nn.Module, input_size) -> ReceptiveField:
     """Analytic receptive field of ``model``'s output for an input of ``input_size``.
 
@@ -185,7 +198,7 @@ def receptive_field(model: nn.Module, input_size) -> ReceptiveField:
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
-    was_training = model.training
+    modes = _train_modes(model)
     try:
         model.eval()
         param = next(model.parameters(), None)
@@ -195,7 +208,7 @@ def receptive_field(model: nn.Module, input_size) -> ReceptiveField:
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        _restore_train_modes(modes)
 
     result = ReceptiveField(input_shape=(shape[2], shape[3]))
     size, jump, start = [1.0, 1.0], [1.0, 1.0], [0.5, 0.5]
@@ -272,7 +285,7 @@ def empirical_receptive_field(model: nn.Module, input_size, unit: Pair | None = 
     """
     shape = _input_shape(input_size)
     net = _positive_copy(model) if positive_weights else model
-    was_training = net.training
+    modes = _train_modes(net)
     net.eval()
     gen = torch.Generator().manual_seed(seed)
     param = next(net.parameters(), None)
@@ -288,7 +301,7 @@ def empirical_receptive_field(model: nn.Module, input_size, unit: Pair | None = 
             raise ValueError(f"unit {(row, col)} is outside the output map of size {(h, w)}")
         out[0, :, row, col].sum().backward()
     finally:
-        net.train(was_training)
+        _restore_train_modes(modes)
     grad = x.grad[0].abs().sum(0).detach().cpu().numpy()
     rows, cols = np.nonzero(grad)
     if rows.size == 0:

@@ -129,6 +129,21 @@ def test_training_mode_is_restored():
     assert net.training
 
 
+@pytest.mark.parametrize("measure", [
+    lambda net: receptive_field(net, (3, 16, 16)),
+    lambda net: empirical_receptive_field(net, (3, 16, 16), positive_weights=False),
+])
+def test_each_submodule_keeps_its_own_mode(measure):
+    # A wrapper built around layers borrowed from an eval-mode network is itself in training mode;
+    # restoring with wrapper.train(True) would switch the borrowed BatchNorm to batch statistics.
+    encoder = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3)).eval()
+    wrapper = nn.Sequential(*encoder)
+    assert wrapper.training
+    measure(wrapper)
+    assert wrapper.training
+    assert not any(m.training for m in encoder.modules())
+
+
 @pytest.mark.parametrize("make", [
     lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(2, 2, 3)),
     lambda: nn.Sequential(nn.Conv2d(1, 2, 3, dilation=2), nn.ReLU(), nn.Conv2d(2, 2, 3, dilation=3)),
