@@ -532,7 +532,7 @@ class VOCVariation(Dataset):
                 f"seed={self.seed}, transform={'yes' if self.transform is not None else 'none'}{mem})")
 
 
-def voc_transforms(size: int = 64, train: bool = True) -> "A.Compose":
+def voc_transforms(size: int = 64, train: bool = True, seed: int | None = None) -> "A.Compose":
     """The exercise's Albumentations pipeline: any VOC image + mask in, ``size``×``size`` tensors out.
 
     train: ``RandomResizedCrop`` (scale jitter: 25-100 % of the area, aspect 4:5-5:4, then resized to
@@ -543,6 +543,9 @@ def voc_transforms(size: int = 64, train: bool = True) -> "A.Compose":
     Both: masks resized with nearest-neighbour (labels are never blended), ImageNet normalisation,
     ``ToTensorV2``. Output: image float32 tensor 3×size×size; mask size×size (uint8 from
     Albumentations; :class:`VOCVariation` turns it into int64).
+    seed: Albumentations 2 draws from its own random state, which ``torch.manual_seed``,
+    ``np.random.seed`` and ``course_utils.seed`` do not touch: without a seed the augmentations differ
+    on every run. An int makes them repeatable; ``pipeline.set_random_seed(n)`` restarts them later.
     """
     import albumentations as A
     import cv2
@@ -564,7 +567,7 @@ def voc_transforms(size: int = 64, train: bool = True) -> "A.Compose":
             A.PadIfNeeded(min_height=size, min_width=size, border_mode=cv2.BORDER_CONSTANT, fill=0,
                           fill_mask=IGNORE_INDEX),
         ]
-    return A.Compose(steps + [A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()])
+    return A.Compose(steps + [A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()], seed=seed)
 
 
 def get_voc(root: str | os.PathLike | None = None, *, toy_images: int = TOY_VOC_IMAGES) -> tuple[Path, str]:
