@@ -4,9 +4,9 @@ One module per topic: ``imaging`` (filters, Bayer), ``data`` (PASCAL VOC), ``met
 ``receptive_field``, ``models``, ``train``, ``viz``, ``grading``; ``core`` holds the plumbing
 re-exported here (``setup``, ``FAST``, ``OFFLINE``, ``is_online``, ``data_dir``).
 """
-from .core import (FAST, OFFLINE, data_dir, env_flag, get_device, in_colab, is_online, repo_root,
-                   seed_everything, setup)
+from .core import (FAST, OFFLINE, data_dir, env_flag, eval_mode, get_device, in_colab, is_online,
+                   repo_root, seed_everything, setup)
 
-__all__ = ["FAST", "OFFLINE", "data_dir", "env_flag", "get_device", "in_colab", "is_online",
+__all__ = ["FAST", "OFFLINE", "data_dir", "env_flag", "eval_mode", "get_device", "in_colab", "is_online",
            "repo_root", "seed_everything", "setup"]
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ import random
 import socket
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,25 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+@contextmanager
+def eval_mode(model):
+    """``with eval_mode(model):`` runs the block with ``model`` (an ``nn.Module``) in eval mode.
+
+    Afterwards every submodule gets back its *own* training flag. The usual
+    ``was_training = model.training; ...; model.train(was_training)`` sets all submodules to one
+    flag: it switches a frozen backbone that was deliberately kept in ``eval()`` back to training
+    mode, and a wrapper such as ``nn.Sequential(encoder.conv1, encoder.bn1)`` (in training mode
+    when built) would put the borrowed BatchNorm layers of an eval-mode encoder on batch statistics.
+    """
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, flag in modes.items():
+            module.training = flag
 
 
 def get_device(prefer: str | None = None) -> "torch.device":

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .core import eval_mode
+
 Pair = tuple[int, int]
 
 #: Layers that act on each pixel on its own (or are ignored for the receptive field): they pass
@@ -161,19 +163,6 @@ def _input_shape(input_size) -> tuple[int, ...]:
     return shape
 
 
-def _train_modes(model: nn.Module) -> dict[nn.Module, bool]:
-    """The training flag of every submodule, so it can be put back exactly as it was."""
-    return {m: m.training for m in model.modules()}
-
-
-def _restore_train_modes(modes: dict[nn.Module, bool]) -> None:
-    # model.train(flag) would set *every* submodule to flag: a wrapper such as
-    # nn.Sequential(encoder.conv1, encoder.bn1, ...) is in training mode by default and would switch
-    # the borrowed BatchNorm layers of an eval-mode encoder to batch statistics.
-    for module, flag in modes.items():
-        module.training = flag
-
-
 def receptive_field(model: nn.Module, input_size) -> ReceptiveField:
     """Analytic receptive field of ``model``'s output for an input of ``input_size``.
 
@@ -198,17 +187,14 @@ def receptive_field(model: nn.Module, input_size) -> ReceptiveField:
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
-    modes = _train_modes(model)
     try:
-        model.eval()
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(shape, device=device))
     finally:
         for h in handles:
             h.remove()
-        _restore_train_modes(modes)
 
     result = ReceptiveField(input_shape=(shape[2], shape[3]))
     size, jump, start = [1.0, 1.0], [1.0, 1.0], [0.5, 0.5]
@@ -285,13 +271,11 @@ def empirical_receptive_field(model: nn.Module, input_size, unit: Pair | None = 
     """
     shape = _input_shape(input_size)
     net = _positive_copy(model) if positive_weights else model
-    modes = _train_modes(net)
-    net.eval()
     gen = torch.Generator().manual_seed(seed)
     param = next(net.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     x = (torch.rand((1,) + shape[1:], generator=gen) + 0.5).to(device).requires_grad_(True)
-    try:
+    with eval_mode(net):
         out = net(x)
         if out.dim() != 4:
             raise ValueError(f"empirical_receptive_field needs a spatial output (N, C, H, W); got shape {tuple(out.shape)}")
@@ -300,8 +284,6 @@ def empirical_receptive_field(model: nn.Module, input_size, unit: Pair | None = 
         if not (0 <= row < h and 0 <= col < w):
             raise ValueError(f"unit {(row, col)} is outside the output map of size {(h, w)}")
         out[0, :, row, col].sum().backward()
-    finally:
-        _restore_train_modes(modes)
     grad = x.grad[0].abs().sum(0).detach().cpu().numpy()
     rows, cols = np.nonzero(grad)
     if rows.size == 0:

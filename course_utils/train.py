@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .core import eval_mode
 from .data import IGNORE_INDEX, NUM_CLASSES
 from .metrics import ConfusionMatrix
 
@@ -159,12 +160,10 @@ def evaluate(model: nn.Module, loader: Iterable, num_classes: int = NUM_CLASSES,
     device = _resolve_device(model, device)
     use_amp = _use_amp(amp, device)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss(ignore_index=ignore_index)
-    was_training = model.training
-    model.eval()
     meter = ConfusionMatrix(num_classes, ignore_index=ignore_index)
     total_loss, count, pixels = 0.0, 0, 0
     start = time.perf_counter()
-    try:
+    with eval_mode(model):
         for batch in _progress(loader, _len(loader), "eval", progress):
             images, masks = _split_batch(batch)
             _check_batch(images, masks, num_classes, ignore_index)
@@ -178,8 +177,6 @@ def evaluate(model: nn.Module, loader: Iterable, num_classes: int = NUM_CLASSES,
                 pixels += valid
             count += images.shape[0]
             meter.update(logits.argmax(dim=1), masks)
-    finally:
-        model.train(was_training)
     if count == 0:
         raise ValueError("evaluate got an empty loader; check the dataset split and batch size.")
     out = meter.compute()
@@ -291,13 +288,8 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
 def predict(model: nn.Module, images: torch.Tensor, device=None) -> torch.Tensor:
     """Label maps for a batch: (N, 3, H, W) float -> (N, H, W) int64 on the CPU (eval mode)."""
     device = _resolve_device(model, device)
-    was_training = model.training
-    model.eval()
-    try:
-        out = model(images.to(device)).argmax(dim=1).cpu()
-    finally:
-        model.train(was_training)
-    return out
+    with eval_mode(model):
+        return model(images.to(device)).argmax(dim=1).cpu()
 
 
 def _denormalize(image: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> np.ndarray:

@@ -127,3 +127,27 @@ def test_setup_says_colab_on_colab(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     cu.setup()
     assert "Colab" in capsys.readouterr().out
+
+
+def _frozen_backbone_model():
+    """A model in training mode whose BatchNorm backbone is deliberately kept in eval mode."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+    model.train()
+    model[1].eval()
+    return model
+
+
+def test_eval_mode_restores_each_submodules_own_flag():
+    model = _frozen_backbone_model()
+    with cu.eval_mode(model) as inside:
+        assert inside is model
+        assert not any(m.training for m in model.modules())
+    assert model.training and model[0].training and not model[1].training and model[2].training
+
+
+def test_eval_mode_restores_after_an_error():
+    model = _frozen_backbone_model()
+    with pytest.raises(RuntimeError):
+        with cu.eval_mode(model):
+            raise RuntimeError("boom")
+    assert model.training and not model[1].training

@@ -205,3 +205,15 @@ def test_measure_throughput_leaves_weights_untouched():
     assert ips > 0
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+def test_evaluate_and_predict_keep_a_frozen_backbone_in_eval_mode():
+    # linear-probe style: the model trains, its BatchNorm backbone stays in eval mode (notebook 06);
+    # evaluate/predict must not switch that BatchNorm back to batch statistics
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Conv2d(4, C, 1)).train()
+    model[1].eval()
+    _, va = loaders()
+    train.evaluate(model, va, num_classes=C)
+    assert model.training and not model[1].training
+    train.predict(model, torch.randn(2, 3, 8, 8))
+    assert model.training and not model[1].training
