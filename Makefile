@@ -1,13 +1,17 @@
 # The two commands of the course (see README.md):
 #   make lab    set up a local virtual env (.venv) and open JupyterLab on notebooks/
 #   make test   set up the same env and run every unit test and every notebook (fast + offline)
+# Authoring (README "For authors" and "For instructors"):
+#   make check, make notebooks NB=..., make refresh, make student-version
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8888
 JOBS   ?= 2
+LAB_ARGS ?=
+NBVAL   = --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
-.PHONY: install lab test notebooks refresh clean
+.PHONY: install lab test check notebooks refresh student-version clean
 
 install: $(VENV)/.installed
 
@@ -18,19 +22,27 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: install
 	COURSE_FAST=1 COURSE_OFFLINE=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1 PATH="$(abspath $(BIN)):$$PATH" \
-		$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+		$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) tests notebooks
+
+# The conventions check alone (also part of `make test`).
+check: install
+	$(BIN)/python -m course_utils.authoring.conventions --check
 
 # Re-execute notebooks in full mode and store their outputs (what is committed).
 notebooks: install
-	$(BIN)/python -m course_utils.notebooks --execute $(NB)
+	$(BIN)/python -m course_utils.authoring.execute $(NB)
 
-# Rewrite every notebook's Colab badge and setup cell from course_utils/notebooks.py.
+# Rewrite every notebook's Colab badge and setup cell from course_utils/authoring/conventions.py.
 refresh: install
-	$(BIN)/python -m course_utils.notebooks
+	$(BIN)/python -m course_utils.authoring.conventions
+
+# Regenerate notebooks/student/ from the exercise's solution source.
+student-version: install
+	$(BIN)/python -m course_utils.authoring.student_version
 
 clean:
 	rm -rf $(VENV)

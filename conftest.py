@@ -1,8 +1,8 @@
-"""Repository-wide pytest setup: test-friendly defaults and a per-notebook timing summary.
+"""Repository-wide pytest setup, for the unit tests AND the notebooks (``make test`` runs both).
 
-`make test` runs ``pytest`` over tests/ (unit tests) and notebooks/ (every notebook through
-nbval in lax mode). Notebook kernels inherit this process's environment, so the defaults below
-reach them too.
+It lives at the root because nbval collects notebooks/ too, and its kernels inherit this
+process's environment: the fast/offline defaults below reach them. It also prints a
+per-notebook timing summary. Fixtures for the unit tests only are in ``tests/conftest.py``.
 """
 import os
 from collections import defaultdict

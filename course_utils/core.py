@@ -1,9 +1,9 @@
-"""Course plumbing: modes, seeding, device choice, data folder, network check.
+"""Course plumbing: modes, paths, seeding, device choice, network check, small conversions.
 
-Everything here is read by the setup cell of every notebook (``cu.setup()``).
+This is the lowest layer of the package: it imports nothing else from ``course_utils``.
 
-Environment variables
----------------------
+Environment variables (read by :func:`fast_mode` and :func:`offline_mode`, their one home)
+------------------------------------------------------------------------------------------
 COURSE_FAST=1     fewer images and epochs so every notebook runs in seconds on a CPU (CI sets it).
 COURSE_OFFLINE=1  never touch the network: downloads are skipped at once (CI sets it).
 COURSE_DATA=PATH  where datasets live (default: the repository's ``data/`` folder).
@@ -11,15 +11,18 @@ COURSE_DATA=PATH  where datasets live (default: the repository's ``data/`` folde
 from __future__ import annotations
 
 import os
-import platform
 import random
 import socket
 import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported inside the functions that need it: `import course_utils` stays light
+    import torch
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -42,10 +45,21 @@ def env_flag(name: str, default: bool = False) -> bool:
     raise ValueError(f"{name}={raw!r} is not a yes/no value; use {name}=1 or {name}=0.")
 
 
-FAST: bool = env_flag("COURSE_FAST")
-"""True when COURSE_FAST=1: notebooks use fewer images and epochs (same code path)."""
-OFFLINE: bool = env_flag("COURSE_OFFLINE")
-"""True when COURSE_OFFLINE=1: every download is skipped at once."""
+def fast_mode() -> bool:
+    """True when ``COURSE_FAST=1``: notebooks use fewer images and epochs (same code path)."""
+    return env_flag("COURSE_FAST")
+
+
+def offline_mode() -> bool:
+    """True when ``COURSE_OFFLINE=1``: every download is skipped at once."""
+    return env_flag("COURSE_OFFLINE")
+
+
+FAST: bool = fast_mode()
+"""``fast_mode()`` when the package was imported: what a notebook reads (``if cu.FAST: ...``).
+Library code calls :func:`fast_mode` instead, so a test that changes the variable is seen."""
+OFFLINE: bool = offline_mode()
+"""``offline_mode()`` when the package was imported (for notebooks; library code calls the function)."""
 
 # Albumentations asks PyPI for a newer release on import; never let that touch the network.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -63,7 +77,7 @@ def is_online(host: str = "download.pytorch.org", port: int = 443, timeout: floa
     in a daemon thread, so even a hanging DNS lookup cannot block the caller for longer
     than ``timeout`` seconds.
     """
-    if env_flag("COURSE_OFFLINE"):
+    if offline_mode():
         return False
     key = (host, port)
     if key in _ONLINE_CACHE:
@@ -85,7 +99,10 @@ def is_online(host: str = "download.pytorch.org", port: int = 443, timeout: floa
 
 
 def repo_root() -> Path | None:
-    """The repository folder when course_utils runs from a checkout (editable install), else None."""
+    """The repository folder when course_utils runs from a checkout (editable install), else None.
+
+    A checkout is recognised by ``notebooks/`` and ``course_utils/`` side by side.
+    """
     here = Path(__file__).resolve().parent.parent
     return here if (here / "notebooks").is_dir() and (here / "course_utils").is_dir() else None
 
@@ -96,19 +113,47 @@ def data_dir() -> Path:
     Outside a checkout (a plain ``pip install``) it falls back to ``./data``. The folder is
     created if missing. Returns an absolute Path.
     """
+    root = repo_root()
     if os.environ.get("COURSE_DATA"):
         path = Path(os.environ["COURSE_DATA"]).expanduser()
-    elif repo_root() is not None:
-        path = repo_root() / "data"
+    elif root is not None:
+        path = root / "data"
     else:
         path = Path.cwd() / "data"
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve()
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """A path for printing in notebooks: relative to ``data_dir()`` when inside it, never absolute.
+
+    ``data_dir()/toy-voc`` for a folder below the data folder, else just the last path component
+    (committed notebook outputs must not show the author's machine paths).
+    """
+    path = Path(path).resolve()
+    try:
+        rel = path.relative_to(data_dir())
+    except ValueError:
+        return path.name or str(path)
+    return "data_dir()" + ("" if str(rel) == "." else f"/{rel.as_posix()}")
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy array from a NumPy array, a list, or a torch tensor on any device (detached, on the CPU).
+
+    The one place where tensors become arrays; no copy is made when ``x`` already is an ndarray.
+    """
+    if hasattr(x, "detach"):  # a torch tensor (checked by duck typing, so torch is not imported here)
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python's ``random``, NumPy and PyTorch (CPU and all GPUs) with ``seed``."""
-    import torch
+    """Seed Python's ``random``, NumPy and PyTorch (CPU and all GPUs) with ``seed``.
+
+    Albumentations keeps its own random state: seed a pipeline with ``A.Compose(..., seed=...)``.
+    """
+    import torch  # lazy: see the note at the top of the file
 
     random.seed(seed)
     np.random.seed(seed)
@@ -118,7 +163,7 @@ def seed_everything(seed: int = 0) -> None:
 
 
 @contextmanager
-def eval_mode(model):
+def eval_mode(model: "torch.nn.Module"):
     """``with eval_mode(model):`` runs the block with ``model`` (an ``nn.Module``) in eval mode.
 
     Afterwards every submodule gets back its *own* training flag. The usual
@@ -141,7 +186,7 @@ def get_device(prefer: str | None = None) -> "torch.device":
 
     ``prefer`` (e.g. "cpu") forces a choice; an unavailable choice raises ValueError.
     """
-    import torch
+    import torch  # lazy: see the note at the top of the file
 
     if prefer is not None:
         if prefer.startswith("cuda") and not torch.cuda.is_available():
@@ -157,7 +202,7 @@ def get_device(prefer: str | None = None) -> "torch.device":
 
 
 def _mps_available() -> bool:
-    import torch
+    import torch  # lazy: see the note at the top of the file
 
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
@@ -165,38 +210,3 @@ def _mps_available() -> bool:
 def in_colab() -> bool:
     """True when running inside Google Colab."""
     return "google.colab" in sys.modules
-
-
-def _version(module: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(module)
-    except Exception:
-        return "not installed"
-
-
-def setup(seed: int = 0, verbose: bool = True) -> "torch.device":
-    """Prepare a notebook: seed everything, choose the device, set plot defaults, report.
-
-    Prints Python/library versions, the device, FAST/OFFLINE mode and whether this is Colab.
-    Returns the chosen ``torch.device`` (cuda > mps > cpu).
-    """
-    seed_everything(seed)
-    device = get_device()
-    try:
-        from . import viz
-
-        viz.set_style()
-    except Exception:  # plotting is optional for scripts
-        pass
-    if verbose:
-        libs = ["torch", "torchvision", "albumentations", "segmentation-models-pytorch", "numpy"]
-        versions = ", ".join(f"{name} {_version(name)}" for name in libs)
-        print(f"Python {platform.python_version()} | {versions}")
-        extra = f" ({__import__('torch').cuda.get_device_name(0)})" if device.type == "cuda" else ""
-        print(f"device: {device}{extra} | seed: {seed}")
-        fast = "FAST (few images and epochs)" if env_flag("COURSE_FAST") else "FULL"
-        offline = "OFFLINE (no downloads)" if env_flag("COURSE_OFFLINE") else "online allowed"
-        print(f"mode: {fast} | {offline}" + (" | running on Google Colab" if in_colab() else ""))
-    return device

@@ -18,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 
+from .core import to_numpy
+
 BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 """The four 2x2 Bayer layouts, read row by row from the top-left pixel: "RGGB" = R G / G B."""
 
@@ -33,9 +35,7 @@ DEMOSAIC_KERNEL_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float6
 # ----------------------------------------------------------------------------------- checks
 
 def _as_float_array(x, name: str, ndims: tuple[int, ...], what: str) -> np.ndarray:
-    if hasattr(x, "detach"):  # a torch tensor
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
+    arr = to_numpy(x)  # torch tensors too
     if arr.ndim not in ndims:
         hint = (" For a colour image, filter each channel separately: img[..., c] for c in 0, 1, 2."
                 if name == "image" and arr.ndim == 3 else "")
@@ -93,7 +93,7 @@ def bayer_mosaic(rgb, pattern: str = "RGGB") -> np.ndarray:
     rgb: (H, W, 3) image, any real dtype. Returns (H, W) with the same dtype as ``rgb``:
     ``mosaic[i, j] = rgb[i, j, c]`` where c is the colour of the filter over pixel (i, j).
     """
-    arr = np.asarray(rgb.detach().cpu().numpy() if hasattr(rgb, "detach") else rgb)
+    arr = to_numpy(rgb)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"rgb must be an (H, W, 3) colour image; got shape {arr.shape}. "
                          f"A channel-first tensor (3, H, W) needs .permute(1, 2, 0) first.")

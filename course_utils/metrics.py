@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core import to_numpy
+
 __all__ = [
     "confusion_matrix", "pixel_accuracy", "iou_per_class", "mean_iou", "dice_per_class",
     "mean_dice", "ConfusionMatrix",
@@ -28,9 +30,7 @@ __all__ = [
 
 def _as_int_array(x, name: str) -> np.ndarray:
     """NumPy int64 copy of a NumPy array or torch tensor of class indices."""
-    if hasattr(x, "detach"):  # torch tensor, possibly on a GPU
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
+    x = to_numpy(x)  # torch tensors (any device) too
     if x.dtype == bool or not np.issubdtype(x.dtype, np.integer):
         hint = (" It looks like scores or probabilities: take the class with `.argmax(dim=1)` "
                 "(torch) or `.argmax(axis=1)` (NumPy) first." if np.issubdtype(x.dtype, np.floating) else "")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import eval_mode
+from .core import eval_mode, to_numpy
 
 Pair = tuple[int, int]
 
@@ -145,8 +145,8 @@ def layer_params(module: nn.Module) -> tuple[Pair, Pair, Pair, Pair]:
     return kernel, stride, padding, dilation
 
 
-def step(size: float, jump: float, start: float, kernel: int, stride: int = 1, padding: float = 0,
-         dilation: int = 1) -> tuple[float, float, float]:
+def rf_after_layer(size: float, jump: float, start: float, kernel: int, stride: int = 1, padding: float = 0,
+                   dilation: int = 1) -> tuple[float, float, float]:
     """One step of the recurrence along one axis: (size, jump, start) before -> after the layer."""
     if kernel < 1 or stride < 1 or dilation < 1:
         raise ValueError(f"kernel, stride and dilation must be >= 1; got {kernel}, {stride}, {dilation}")
@@ -215,8 +215,8 @@ def receptive_field(model: nn.Module, input_size) -> ReceptiveField:
             continue
         kernel, stride, padding, dilation = layer_params(module)
         for axis in range(2):
-            size[axis], jump[axis], start[axis] = step(size[axis], jump[axis], start[axis], kernel[axis],
-                                                       stride[axis], padding[axis], dilation[axis])
+            size[axis], jump[axis], start[axis] = rf_after_layer(size[axis], jump[axis], start[axis], kernel[axis],
+                                                                 stride[axis], padding[axis], dilation[axis])
         result.layers.append(LayerRF(
             name=name, kind=type(module).__name__, kernel=kernel, stride=stride,
             padding=tuple(int(p) if float(p).is_integer() else p for p in padding), dilation=dilation,
@@ -284,7 +284,7 @@ def empirical_receptive_field(model: nn.Module, input_size, unit: Pair | None = 
         if not (0 <= row < h and 0 <= col < w):
             raise ValueError(f"unit {(row, col)} is outside the output map of size {(h, w)}")
         out[0, :, row, col].sum().backward()
-    grad = x.grad[0].abs().sum(0).detach().cpu().numpy()
+    grad = to_numpy(x.grad[0].abs().sum(0))
     rows, cols = np.nonzero(grad)
     if rows.size == 0:
         raise ValueError("the gradient is zero everywhere: the output unit does not depend on the input "
@@ -293,5 +293,5 @@ def empirical_receptive_field(model: nn.Module, input_size, unit: Pair | None = 
     return EmpiricalRF(grad=grad, box=box, unit=(int(row), int(col)))
 
 
-__all__ = ["receptive_field", "empirical_receptive_field", "step", "layer_params", "ReceptiveField",
+__all__ = ["receptive_field", "empirical_receptive_field", "rf_after_layer", "layer_params", "ReceptiveField",
            "EmpiricalRF", "LayerRF", "POINTWISE", "WINDOWED"]

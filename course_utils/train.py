@@ -20,28 +20,31 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from .core import eval_mode
-from .data import IGNORE_INDEX, NUM_CLASSES
+from .core import env_flag, eval_mode
 from .metrics import ConfusionMatrix
+from .pretrained import IMAGENET_MEAN, IMAGENET_STD
+from .viz import colorize_mask
+from .voc import IGNORE_INDEX, NUM_CLASSES
 
-__all__ = ["History", "fit", "evaluate", "predict", "show_predictions", "measure_throughput",
-           "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["History", "fit", "evaluate", "predict", "show_predictions", "measure_throughput", "METRIC_KEYS"]
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+METRIC_KEYS: tuple[str, ...] = ("loss", "pixel_accuracy", "mean_iou", "mean_dice")
+"""The scalar metrics :func:`evaluate` returns under these names; :func:`fit` logs each epoch's value
+as ``"train_" + key`` and ``"val_" + key`` (``val_mean_iou`` is the same number as ``evaluate(...)["mean_iou"]``)."""
 
 
 class History(dict):
-    """Per-epoch curves, e.g. ``{"train_loss": [...], "val_loss": [...], "val_miou": [...]}``.
+    """Per-epoch curves, e.g. ``{"train_loss": [...], "val_loss": [...], "val_mean_iou": [...]}``.
 
     A plain dict (so ``viz.plot_history(history)`` draws it) with extra attributes:
     ``best_epoch`` (1-based; 0 if none), ``best_score``, ``monitor`` (the key that chose it),
@@ -120,12 +123,10 @@ def _use_amp(amp: bool | None, device: torch.device) -> bool:
 
 
 def _progress(iterable, total: int | None, desc: str, progress: bool | None):
-    from tqdm.auto import tqdm
-
     # TQDM_DISABLE only sets tqdm's *default*; an explicit disable= overrides it, so read it here.
     # progress=None: on unless TQDM_DISABLE=1 (a non-terminal outside Jupyter stays quiet anyway).
     if progress is None:
-        disable = True if os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"} else None
+        disable = True if env_flag("TQDM_DISABLE") else None
     else:
         disable = not progress
     return tqdm(iterable, total=total, desc=desc, leave=False, disable=disable)
@@ -187,15 +188,17 @@ def evaluate(model: nn.Module, loader: Iterable, num_classes: int = NUM_CLASSES,
 def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None, epochs: int = 10,
         optimizer: torch.optim.Optimizer | None = None, loss_fn: Callable | None = None, device=None,
         num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX, scheduler=None,
-        monitor: str = "val_miou", checkpoint_path: str | Path | None = None, restore_best: bool = True,
+        monitor: str = "val_mean_iou", checkpoint_path: str | Path | None = None, restore_best: bool = True,
         amp: bool | None = None, progress: bool | None = None, verbose: bool = True) -> History:
     """Train ``model`` for ``epochs`` epochs and return the per-epoch :class:`History`.
 
     Each epoch: one pass over ``train_loader`` (forward, loss, backward, optimizer step, with
     ``torch.autocast`` + a gradient scaler on CUDA when ``amp`` is None or True), then
-    :func:`evaluate` on ``val_loader``. Logged keys: ``train_loss``, ``train_pixel_acc``,
-    ``train_miou`` (from the predictions made while training, so with dropout/augmentation on) and
-    ``val_loss``, ``val_pixel_acc``, ``val_miou``, ``val_dice`` when a validation loader is given.
+    :func:`evaluate` on ``val_loader``. Logged keys: ``train_loss``, ``train_pixel_accuracy``,
+    ``train_mean_iou``, ``train_mean_dice`` (from the predictions made while training, so with
+    dropout/augmentation on) and ``val_loss``, ``val_pixel_accuracy``, ``val_mean_iou``,
+    ``val_mean_dice`` when a validation loader is given: ``"train_"``/``"val_"`` + the names that
+    :func:`evaluate` returns (:data:`METRIC_KEYS`).
 
     optimizer: default ``Adam(lr=1e-3)``. loss_fn: default ``CrossEntropyLoss(ignore_index=255)``;
         it gets ``(logits (N, C, H, W) float, masks (N, H, W) int64)``.
@@ -253,15 +256,13 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
         seconds = time.perf_counter() - start
         history.epoch_seconds.append(seconds)
         history.img_per_s.append(count / seconds if seconds > 0 else float("inf"))
-        history.log("train_loss", total_loss / count)
-        history.log("train_pixel_acc", meter.pixel_accuracy())
-        history.log("train_miou", meter.mean_iou())
+        train_res = dict(meter.compute(), loss=total_loss / count)
+        for key in METRIC_KEYS:
+            history.log("train_" + key, train_res[key])
         if val_loader is not None:
             res = evaluate(model, val_loader, num_classes, device, loss_fn, ignore_index, progress, amp=use_amp)
-            history.log("val_loss", res["loss"])
-            history.log("val_pixel_acc", res["pixel_accuracy"])
-            history.log("val_miou", res["mean_iou"])
-            history.log("val_dice", res["mean_dice"])
+            for key in METRIC_KEYS:
+                history.log("val_" + key, res[key])
         if scheduler is not None:
             scheduler.step()
         if monitor not in history:
@@ -306,12 +307,9 @@ def show_predictions(model: nn.Module, data, n: int = 4, device=None,
 
     data: a Dataset (items ``(image, mask)`` or dicts) or a DataLoader (its first batches are used).
     mean, std: the normalisation applied by the transform, undone for display (None: images are
-    already in [0, 1]). Void (255) shows in the palette's cream colour. Returns the Figure.
+    already in [0, 1]). size: inches per panel. Void (255) shows in the palette's cream colour.
+    Returns the Figure.
     """
-    import matplotlib.pyplot as plt
-
-    from .viz import colorize_mask
-
     if n < 1:
         raise ValueError(f"n must be at least 1; got {n}.")
     images, masks = [], []
@@ -343,9 +341,9 @@ def show_predictions(model: nn.Module, data, n: int = 4, device=None,
     return fig
 
 
-def measure_throughput(model: nn.Module, batch_size: int = 16, size: int = 64, num_classes: int = NUM_CLASSES,
+def measure_throughput(model: nn.Module, batch_size: int = 16, image_size: int = 64, num_classes: int = NUM_CLASSES,
                        steps: int = 5, warmup: int = 1, device=None, train: bool = True) -> float:
-    """Images per second of ``model`` on random (batch_size, 3, size, size) inputs.
+    """Images per second of ``model`` on random (batch_size, 3, image_size, image_size) inputs (pixels).
 
     train=True times full training steps (forward, cross-entropy, backward, SGD step on a copy of
     the model, so the original weights are untouched); False times eval-mode forward passes.
@@ -353,8 +351,8 @@ def measure_throughput(model: nn.Module, batch_size: int = 16, size: int = 64, n
     """
     device = _resolve_device(model, device)
     net = copy.deepcopy(model).to(device)
-    x = torch.randn(batch_size, 3, size, size, device=device)
-    y = torch.randint(0, num_classes, (batch_size, size, size), device=device)
+    x = torch.randn(batch_size, 3, image_size, image_size, device=device)
+    y = torch.randint(0, num_classes, (batch_size, image_size, image_size), device=device)
     opt = torch.optim.SGD(net.parameters(), lr=1e-6)
     net.train(train)
 

@@ -6,7 +6,8 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .data import IGNORE_INDEX, VOC_COLORMAP
+from .core import to_numpy
+from .voc import IGNORE_INDEX, VOC_COLORMAP
 
 
 def set_style(dpi: int = 72) -> None:
@@ -21,9 +22,7 @@ def to_numpy_image(image) -> np.ndarray:
     Accepts a NumPy array or torch tensor of shape (H, W), (H, W, C) or (C, H, W) with C in {1, 3}.
     Returns (H, W) or (H, W, 3). Float images are left as they are (imshow clips to [0, 1]).
     """
-    if hasattr(image, "detach"):
-        image = image.detach().cpu().numpy()
-    image = np.asarray(image)
+    image = to_numpy(image)
     if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
         image = np.transpose(image, (1, 2, 0))
     if image.ndim == 3 and image.shape[-1] == 1:
@@ -67,7 +66,7 @@ def show_images(images: Sequence, titles: Sequence[str] | None = None, ncols: in
 def plot_history(history: Mapping[str, Sequence[float]], size: float = 3.5) -> plt.Figure:
     """Plot training curves: one panel per metric, train and val curves together.
 
-    history: e.g. {"train_loss": [...], "val_loss": [...], "val_miou": [...]}, one value per epoch.
+    history: e.g. {"train_loss": [...], "val_loss": [...], "val_mean_iou": [...]}, one value per epoch.
     Keys are grouped by the part after the first "_" ("train_loss" and "val_loss" share a panel).
     Returns the Figure.
     """
@@ -96,9 +95,7 @@ def colorize_mask(mask, palette: np.ndarray = VOC_COLORMAP) -> np.ndarray:
     mask: (H, W) integer array/tensor of class indices (0..20, and 255 for void).
     Returns (H, W, 3) uint8 RGB. Indices must lie in [0, len(palette)).
     """
-    if hasattr(mask, "detach"):
-        mask = mask.detach().cpu().numpy()
-    mask = np.asarray(mask)
+    mask = to_numpy(mask)
     if mask.ndim != 2:
         raise ValueError(f"expected a 2-D label map (H, W); got shape {mask.shape}.")
     if mask.size and (mask.min() < 0 or mask.max() >= len(palette)):
@@ -120,6 +117,6 @@ def overlay_mask(image, mask, alpha: float = 0.5, palette: np.ndarray = VOC_COLO
     colours = colorize_mask(mask, palette).astype(np.float64) / 255.0
     if colours.shape[:2] != image.shape[:2]:
         raise ValueError(f"image is {image.shape[:2]} but mask is {colours.shape[:2]}; they must match.")
-    m = np.asarray(mask.detach().cpu() if hasattr(mask, "detach") else mask)
+    m = to_numpy(mask)
     fg = ((m != 0) & (m != IGNORE_INDEX))[..., None]
     return np.where(fg, (1 - alpha) * image + alpha * colours, image)

@@ -1,6 +1,10 @@
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -25,8 +29,47 @@ def test_env_flag_default_and_typo(monkeypatch):
         cu.env_flag("COURSE_X")
 
 
-def test_flags_exist_and_are_bools():
-    assert isinstance(cu.FAST, bool) and isinstance(cu.OFFLINE, bool)
+@pytest.mark.parametrize("fast,offline", [("1", "0"), ("0", "1")])
+def test_modes_follow_the_environment_of_the_importing_process(fast, offline):
+    env = dict(os.environ, COURSE_FAST=fast, COURSE_OFFLINE=offline)
+    code = "import course_utils as cu; print(cu.FAST, cu.OFFLINE, cu.fast_mode(), cu.offline_mode())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    want = f"{fast == '1'} {offline == '1'}"
+    assert out.split() == (want + " " + want).split()
+
+
+def test_mode_functions_read_the_environment_at_call_time(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    monkeypatch.setenv("COURSE_OFFLINE", "no")
+    assert cu.fast_mode() is True and cu.offline_mode() is False
+    monkeypatch.setenv("COURSE_FAST", "off")
+    assert cu.fast_mode() is False
+    monkeypatch.setenv("COURSE_OFFLINE", "perhaps")
+    with pytest.raises(ValueError, match="COURSE_OFFLINE=1"):
+        cu.offline_mode()
+
+
+def test_import_course_utils_stays_light():
+    code = ("import sys, course_utils as cu; heavy = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "
+            "print(heavy); cu.setup; print([m for m in ('torch', 'matplotlib') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "['torch', 'matplotlib']"
+
+
+def test_to_numpy_from_tensors_lists_and_arrays():
+    t = torch.arange(6.0, requires_grad=True).view(2, 3) * 2
+    a = cu.to_numpy(t)
+    assert isinstance(a, np.ndarray) and a.shape == (2, 3) and a[1, 2] == 10
+    arr = np.zeros(3)
+    assert cu.to_numpy(arr) is arr
+    assert cu.to_numpy([[1, 2]]).shape == (1, 2)
+
+
+def test_shown_path_never_prints_the_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "d"))
+    assert core.shown_path(tmp_path / "d" / "toy-voc") == "data_dir()/toy-voc"
+    assert core.shown_path(tmp_path / "d") == "data_dir()"
+    assert core.shown_path(tmp_path / "elsewhere" / "x") == "x"
 
 
 def test_is_online_respects_offline_without_network(monkeypatch):
@@ -121,9 +164,6 @@ def test_setup_reports_versions_device_and_mode(monkeypatch, capsys):
 
 
 def test_setup_says_colab_on_colab(monkeypatch, capsys):
-    import sys
-    import types
-
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     cu.setup()
     assert "Colab" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""course_utils.grading on a tiny throwaway nbgrader assignment (two graded parts: 2 + 3 points).
+"""course_utils.authoring.grading on a tiny throwaway nbgrader assignment (two graded parts: 2 + 3 points).
 
 Every grade runs the real nbgrader autograde in its own process, so this file takes tens of
 seconds rather than a few; the submissions are graded two at a time.
@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_utils import grading
+from course_utils.authoring import exercise, grading, student_version
 
 pytest.importorskip("nbgrader")
 
@@ -56,8 +56,8 @@ def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("grading")
     source = root / f"{NAME}.ipynb"
     nbformat.write(_source_notebook(), source)
-    template = grading.prepare_template(source, root / ".nbgrader_work", grading.ASSIGNMENT)
-    blank = nbformat.read(template / "release" / grading.ASSIGNMENT / f"{NAME}.ipynb", as_version=4)
+    template = grading.prepare_template(source, root / ".nbgrader_work", exercise.ASSIGNMENT)
+    blank = nbformat.read(template / "release" / exercise.ASSIGNMENT / f"{NAME}.ipynb", as_version=4)
     subs = root / "submissions"
 
     def put(student, nb=None, text=None, name=NAME):
@@ -83,7 +83,7 @@ def course(tmp_path_factory):
     (subs / "absent").mkdir()
     out = root / "grades.csv"
     results = grading.grade_folder(subs, out, source, workers=2, cell_timeout=4, notebook_timeout=120,
-                                   verbose=False)
+                                   prepare_data=False, verbose=False)
     return dict(root=root, source=source, blank=blank, subs=subs, out=out, results=results, put=put)
 
 
@@ -92,7 +92,7 @@ def _by_student(results):
 
 
 def test_student_version_removes_solutions_and_hidden_tests(course):
-    student = grading.generate_student_version(course["source"], None, course["root"], badge=False)
+    student = student_version.generate_student_version(course["source"], None, course["root"], badge=False)
     assert [c.source for c in student.cells] == [c.source for c in course["blank"].cells]
     text = "\n".join(c.source for c in course["blank"].cells)
     assert "raise NotImplementedError" in text and "return a + b" not in text
@@ -141,18 +141,18 @@ def test_csv_has_one_row_per_student_with_parts_total_and_max(course):
 def test_regrading_is_idempotent_and_only_changed_submissions_are_regraded(course):
     before = course["out"].read_text()
     again = grading.grade_folder(course["subs"], course["out"], course["source"], workers=2, cell_timeout=4,
-                                 notebook_timeout=120, verbose=False)
+                                 notebook_timeout=120, prepare_data=False, verbose=False)
     assert all(r.cached for r in again) and course["out"].read_text() == before
     course["put"]("wrong_mul", _answer(course["blank"]))  # the student fixed mul and resubmitted
     third = _by_student(grading.grade_folder(course["subs"], course["out"], course["source"], workers=2,
-                                             cell_timeout=4, notebook_timeout=120, verbose=False))
+                                             cell_timeout=4, notebook_timeout=120, prepare_data=False, verbose=False))
     assert [s for s, r in third.items() if not r.cached] == ["wrong_mul"]
     assert third["wrong_mul"].total == 5
     assert course["out"].read_text() != before
 
 
 def test_a_notebook_over_its_time_limit_is_stopped(course, tmp_path):
-    template = grading.prepare_template(course["source"], course["root"] / ".nbgrader_work", grading.ASSIGNMENT)
+    template = grading.prepare_template(course["source"], course["root"] / ".nbgrader_work", exercise.ASSIGNMENT)
     sub = course["subs"] / "loops" / f"{NAME}.ipynb"
     r = grading.grade_submission(sub, "slow", template, tmp_path, cell_timeout=600, notebook_timeout=8,
                                  name=NAME)
@@ -172,28 +172,28 @@ def test_missing_folder_is_explained(tmp_path):
 
 @pytest.fixture(scope="module")
 def fresh_student_version():
-    if not grading.SOURCE.exists():
+    if not exercise.SOURCE.exists():
         pytest.skip("the exercise source notebook is not there yet")
-    return grading.generate_student_version(grading.SOURCE, None)
+    return student_version.generate_student_version(exercise.SOURCE, None)
 
 
 def test_committed_student_version_is_in_sync_with_the_source(fresh_student_version):
-    assert grading.student_version_problems(fresh=fresh_student_version) == []
+    assert student_version.student_version_problems(fresh=fresh_student_version) == []
 
 
 def test_student_version_has_no_solutions_and_every_part_has_a_test(fresh_student_version):
     text = "\n".join(c.source for c in fresh_student_version.cells if c.cell_type == "code")
     assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
     assert text.count("raise NotImplementedError()") == 5  # one per part the student writes
-    parts = grading.graded_parts(grading.SOURCE)
+    parts = grading.graded_parts(exercise.SOURCE)
     assert parts == grading.graded_parts(fresh_student_version) and sum(parts.values()) == 12
 
 
 def test_sync_check_notices_a_stale_student_version(fresh_student_version, tmp_path):
     stale = nbformat.from_dict(json.loads(json.dumps(fresh_student_version)))
     stale.cells[-3].source += "\n- an extra line in the source that the student version lacks"
-    path = tmp_path / "notebooks" / "student" / grading.STUDENT.name
+    path = tmp_path / "notebooks" / "student" / exercise.STUDENT.name
     path.parent.mkdir(parents=True)
     nbformat.write(stale, path)
-    problems = grading.student_version_problems(path, root=tmp_path, fresh=fresh_student_version)
+    problems = student_version.student_version_problems(path, root=tmp_path, fresh=fresh_student_version)
     assert problems and "out of sync" in problems[0]

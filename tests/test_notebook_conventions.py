@@ -1,17 +1,27 @@
 """Every notebook follows the course conventions (see README: "Notebook conventions")."""
+import os
+import sys
+import types
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_utils import notebooks as nbtool
+from course_utils.authoring import conventions as nbtool
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = nbtool.notebook_paths(ROOT)
 
 
-def test_there_are_notebooks():
-    assert any(p.name.startswith("00_") for p in NOTEBOOKS)
+def test_notebook_paths_lists_the_course_in_order_with_the_student_version(tmp_path):
+    for rel in ("notebooks/01_b.ipynb", "notebooks/00_a.ipynb", "notebooks/student/11_x.ipynb",
+                "notebooks/.ipynb_checkpoints/00_a-checkpoint.ipynb", "notebooks/notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("{}")
+    found = [p.relative_to(tmp_path).as_posix() for p in nbtool.notebook_paths(tmp_path)]
+    assert found == ["notebooks/00_a.ipynb", "notebooks/01_b.ipynb", "notebooks/student/11_x.ipynb"]
+    course = [p.name[:2] for p in NOTEBOOKS if p.parent.name == "notebooks"]
+    assert course == sorted(course) and course[0] == "00"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -22,7 +32,7 @@ def test_notebook_follows_conventions(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_badge_and_setup_cell_are_current(path):
     nb = nbformat.read(path, as_version=4)
-    assert not nbtool.refresh(nb, nbtool.relpath_of(path, ROOT)), "run `python -m course_utils.notebooks`"
+    assert not nbtool.refresh(nb, nbtool.relpath_of(path, ROOT)), "run `python -m course_utils.authoring.conventions`"
 
 
 # ---- the checker itself, on temporary notebooks --------------------------------------------
@@ -109,7 +119,42 @@ def test_refresh_needs_a_title_cell():
         nbtool.refresh(nb, "notebooks/x.ipynb")
 
 
-def test_setup_cell_is_colab_only_for_installs():
-    src = nbtool.SETUP_SOURCE
-    assert 'if "google.colab" in sys.modules' in src and "pip install" in src
-    assert "torch" not in src.split("import course_utils")[0].replace("torch stays", "")
+class _FakeShell:
+    """Stands in for IPython in the setup cell: records shell commands and line magics instead of running them."""
+
+    def __init__(self):
+        self.calls = []
+
+    def system(self, command):
+        self.calls.append(("!", command))
+
+    def run_line_magic(self, name, line, *args):
+        self.calls.append(("%" + name, line))
+
+
+def _run_setup_cell(monkeypatch, colab: bool, cloned: bool) -> list:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    code = TransformerManager().transform_cell(nbtool.SETUP_SOURCE)  # `!git` and `%pip` become calls
+    shell = _FakeShell()
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: cloned if str(p).startswith("/content/") else real_isdir(p))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the cell may add the clone to sys.path
+    namespace = {"get_ipython": lambda: shell}
+    exec(compile(code, "setup-cell", "exec"), namespace)
+    assert str(namespace["DEVICE"]) in ("cpu", "cuda", "mps")  # it ran to its end and chose a device
+    return shell.calls
+
+
+def test_setup_cell_installs_only_on_colab_only_once_and_never_torch(monkeypatch, capsys):
+    assert _run_setup_cell(monkeypatch, colab=False, cloned=False) == []
+    calls = _run_setup_cell(monkeypatch, colab=True, cloned=False)
+    assert [kind for kind, _ in calls] == ["!", "%pip"]
+    assert "git clone" in calls[0][1] and nbtool.GITHUB_REPO in calls[0][1] and "install" in calls[1][1]
+    assert not any("torch" in line for _, line in calls)  # Colab's own CUDA build of torch stays
+    assert _run_setup_cell(monkeypatch, colab=True, cloned=True) == []  # a second run does nothing
+    assert "mode:" in capsys.readouterr().out

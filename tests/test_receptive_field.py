@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.receptive_field import empirical_receptive_field, receptive_field, step
+from course_utils.receptive_field import empirical_receptive_field, receptive_field, rf_after_layer
 
 
 class LectureNet(nn.Module):
@@ -53,7 +53,7 @@ def test_two_3x3_convs_see_5x5_like_the_lecture_says():
 def test_recurrence_matches_brute_force(layers):
     size, jump, start = 1, 1, 0.5
     for k, s, p, d in layers:
-        size, jump, start = step(size, jump, start, k, s, p, d)
+        size, jump, start = rf_after_layer(size, jump, start, k, s, p, d)
     assert size == brute_force_rf(layers)
     net = nn.Sequential(*[nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d) for k, s, p, d in layers])
     assert receptive_field(net, (1, 96, 96)).size == brute_force_rf(layers)

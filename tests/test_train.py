@@ -43,13 +43,15 @@ def test_fit_learns_the_toy_task_and_logs_every_epoch(capsys):
     hist = train.fit(model, tr, va, epochs=6, num_classes=C,
                      optimizer=torch.optim.Adam(model.parameters(), lr=0.05), progress=False)
     after = train.evaluate(model, va, num_classes=C)
-    for key in ("train_loss", "train_pixel_acc", "train_miou", "val_loss", "val_pixel_acc", "val_miou", "val_dice"):
+    assert sorted(hist) == sorted(prefix + key for prefix in ("train_", "val_") for key in train.METRIC_KEYS)
+    for key in hist:
         assert len(hist[key]) == 6, key
     assert hist["train_loss"][-1] < hist["train_loss"][0]
     assert after["loss"] < before["loss"] and after["mean_iou"] > 0.8
+    assert hist["val_mean_iou"][hist.best_epoch - 1] == pytest.approx(after["mean_iou"])  # one name, one number
     assert len(hist.epoch_seconds) == 6 and all(v > 0 for v in hist.img_per_s)
     out = capsys.readouterr()
-    assert out.out.count("epoch ") == 6 and "val_miou" in out.out
+    assert out.out.count("epoch ") == 6 and "val_mean_iou" in out.out
     assert out.err == ""  # progress=False: no bar
 
 
@@ -60,7 +62,7 @@ def test_history_plots_with_viz():
     tr, va = loaders()
     hist = train.fit(tiny_model(), tr, va, epochs=2, num_classes=C, progress=False, verbose=False)
     fig = viz.plot_history(hist)
-    assert len(fig.axes) == 4  # loss, pixel_acc, miou, dice
+    assert len(fig.axes) == 4  # loss, pixel_accuracy, mean_iou, mean_dice
 
 
 def test_evaluate_matches_a_reference_confusion_matrix():
@@ -95,8 +97,8 @@ def test_best_checkpoint_is_kept_in_memory_and_on_disk(tmp_path):
     path = tmp_path / "ckpt" / "best.pt"
     hist = train.fit(model, tr, va, epochs=4, num_classes=C, checkpoint_path=path, progress=False,
                      verbose=False, optimizer=torch.optim.SGD(model.parameters(), lr=0.5))
-    best = int(np.nanargmax(hist["val_miou"])) + 1
-    assert hist.best_epoch == best and hist.best_score == pytest.approx(max(hist["val_miou"]))
+    best = int(np.nanargmax(hist["val_mean_iou"])) + 1
+    assert hist.best_epoch == best and hist.best_score == pytest.approx(max(hist["val_mean_iou"]))
     saved = torch.load(path)
     for k, v in model.state_dict().items():  # restore_best: the model holds the best weights
         assert torch.equal(v, hist.best_state[k]) and torch.equal(v, saved[k])
@@ -114,7 +116,7 @@ def test_monitor_on_loss_picks_the_minimum_and_bad_monitor_is_explained():
 def test_without_validation_the_train_metric_is_monitored():
     tr, _ = loaders()
     hist = train.fit(tiny_model(), tr, None, epochs=2, num_classes=C, progress=False, verbose=False)
-    assert hist.monitor == "train_miou" and "val_loss" not in hist
+    assert hist.monitor == "train_mean_iou" and "val_loss" not in hist
 
 
 def test_nan_loss_stops_training_with_a_clear_error():
@@ -201,7 +203,7 @@ def test_show_predictions_and_predict():
 def test_measure_throughput_leaves_weights_untouched():
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    ips = train.measure_throughput(model, batch_size=4, size=16, num_classes=C, steps=2)
+    ips = train.measure_throughput(model, batch_size=4, image_size=16, num_classes=C, steps=2)
     assert ips > 0
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])

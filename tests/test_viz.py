@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course_utils import viz
-from course_utils.data import VOC_COLORMAP
+from course_utils.voc import VOC_COLORMAP
 
 
 def test_show_images_grid_and_titles():

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torchvision
 
-from course_utils import models
-from course_utils.models import pretrained, weights_file
+from course_utils import pretrained as P
+from course_utils.pretrained import pretrained, weights_file
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def hub(tmp_path, monkeypatch):
     """An empty private torch hub cache; downloads pointed at an address that refuses connections."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)  # honour TORCH_HOME even if set_dir was called
-    monkeypatch.setattr(models, "_weights_url", lambda w: "http://127.0.0.1:9/" + w.url.rsplit("/", 1)[1])
+    monkeypatch.setattr(P, "_weights_url", lambda w: "http://127.0.0.1:9/" + w.url.rsplit("/", 1)[1])
     return tmp_path / "torch" / "hub" / "checkpoints"
 
 
@@ -97,7 +97,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def test_download_from_local_server(hub, server, monkeypatch):
     root, base = server
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
-    monkeypatch.setattr(models, "_weights_url", lambda w: base + w.url.rsplit("/", 1)[1])
+    monkeypatch.setattr(P, "_weights_url", lambda w: base + w.url.rsplit("/", 1)[1])
     torch.manual_seed(2)
     reference = torchvision.models.squeezenet1_1()
     _, path = weights_file("squeezenet1_1")
@@ -117,7 +117,7 @@ def test_download_from_local_server(hub, server, monkeypatch):
 def test_missing_file_on_server_falls_back(hub, server, monkeypatch, capsys):
     _, base = server
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
-    monkeypatch.setattr(models, "_weights_url", lambda w: base + "nothing-here.pth")
+    monkeypatch.setattr(P, "_weights_url", lambda w: base + "nothing-here.pth")
     model = pretrained("squeezenet1_1")
     assert model.weights_source == "random"
     assert "download failed (HTTPError" in capsys.readouterr().out

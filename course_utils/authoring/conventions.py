@@ -1,32 +1,30 @@
-"""Keep every notebook's Colab badge and setup cell identical, and execute notebooks.
+"""The course's notebook conventions: one Colab badge and one setup cell for all, and a checker.
 
 Usage (from the repository root)::
 
-    python -m course_utils.notebooks                 # refresh badge + setup cell in every notebook
-    python -m course_utils.notebooks --check         # exit 1 if any notebook is out of date
-    python -m course_utils.notebooks --execute notebooks/02_*.ipynb   # run in place, store outputs
+    python -m course_utils.authoring.conventions            # refresh badge + setup cell in every notebook
+    python -m course_utils.authoring.conventions --check    # exit 1 if any notebook breaks a convention
 
 The repository address lives here, in ``GITHUB_REPO``: a fork changes it once and reruns the tool.
-Executed outputs are committed; by default they are produced in full mode (COURSE_FAST=0) and
-offline (COURSE_OFFLINE=1), so they show what a student without a network sees.
+Executing notebooks is :mod:`course_utils.authoring.execute`.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import nbformat
+
+from ..core import repo_root
 
 GITHUB_REPO = "cnn-seg-course/2d-cnns-semantic-segmentation"
 BRANCH = "main"
 REPO_NAME = GITHUB_REPO.split("/")[1]
 
 SETUP_MARKER = "# Standard setup cell"
-SETUP_SOURCE = f"""{SETUP_MARKER} (written by `python -m course_utils.notebooks`; edit it there, not here).
+SETUP_SOURCE = f"""{SETUP_MARKER} (written by `python -m course_utils.authoring.conventions`; edit it there).
 # On Colab it fetches the course once (torch stays Colab's own); everywhere it seeds and reports.
 import os, sys
 if "google.colab" in sys.modules and not os.path.isdir("/content/{REPO_NAME}"):
@@ -111,9 +109,9 @@ def problems(path: Path, root: Path) -> list[str]:
     if not nb.cells or nb.cells[0].cell_type != "markdown" or not nb.cells[0].source.startswith("# "):
         found.append(f"{rel}: the first cell must be a markdown title ('# ...')")
     elif badge(rel) not in nb.cells[0].source:
-        found.append(f"{rel}: the title cell lacks the Colab badge for its own path; run `python -m course_utils.notebooks`")
+        found.append(f"{rel}: the title cell lacks the Colab badge for its own path; run `python -m course_utils.authoring.conventions`")
     if not any(c.cell_type == "code" and c.source == SETUP_SOURCE for c in nb.cells):
-        found.append(f"{rel}: no standard setup cell (or an edited one); run `python -m course_utils.notebooks`")
+        found.append(f"{rel}: no standard setup cell (or an edited one); run `python -m course_utils.authoring.conventions`")
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for heading in REQUIRED_HEADINGS:
         if not re.search(rf"^#+ .*{heading}", markdown, flags=re.MULTILINE | re.IGNORECASE):
@@ -139,44 +137,29 @@ def notebook_paths(root: Path) -> list[Path]:
     return sorted(p for p in (root / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
-def execute(path: Path, fast: bool = False, offline: bool = True, timeout: int = 1800) -> float:
-    """Run a notebook top to bottom in place (outputs stored). Returns the wall time in seconds."""
-    from nbconvert.preprocessors import ExecutePreprocessor
-
-    os.environ["COURSE_FAST"] = "1" if fast else "0"
-    os.environ["COURSE_OFFLINE"] = "1" if offline else "0"
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    nb = nbformat.read(path, as_version=4)
-    start = time.perf_counter()
-    ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})
-    elapsed = time.perf_counter() - start
-    nbformat.write(nb, path)
-    return elapsed
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="*", help="notebooks (default: all under notebooks/)")
-    parser.add_argument("--check", action="store_true", help="only report notebooks that need a refresh")
-    parser.add_argument("--execute", action="store_true", help="also execute the notebooks in place")
-    parser.add_argument("--fast", action="store_true", help="execute in fast mode (default: full mode)")
-    parser.add_argument("--online", action="store_true", help="allow downloads while executing")
+    parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: all under notebooks/)")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; report every convention problem and exit 1 if there is any")
     args = parser.parse_args(argv)
-    root = Path(__file__).resolve().parent.parent
-    paths = [Path(p) for p in args.paths] or notebook_paths(root)
-    stale = []
+    root = repo_root()
+    if root is None:
+        parser.error("run this from a checkout of the course repository")
+    paths = args.paths or notebook_paths(root)
+    found = []
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        if refresh(nb, relpath_of(path, root)):
-            stale.append(path)
-            if not args.check:
-                nbformat.write(nb, path)
-        if args.execute and not args.check:
-            seconds = execute(path, fast=args.fast, offline=not args.online)
-            print(f"executed {path} in {seconds:.1f} s")
-    for path in stale:
-        print(("out of date: " if args.check else "refreshed: ") + str(path))
-    return 1 if (args.check and stale) else 0
+        stale = refresh(nb, relpath_of(path, root))
+        if args.check:
+            found += [f"{relpath_of(path, root)}: badge or setup cell out of date; run "
+                      "`python -m course_utils.authoring.conventions`"] if stale else []
+            found += problems(path, root)
+        elif stale:
+            nbformat.write(nb, path)
+            print(f"refreshed: {relpath_of(path, root)}")
+    print("\n".join(found) or ("conventions: nothing to report" if args.check else ""), end="\n" if found or args.check else "")
+    return 1 if found else 0
 
 
 if __name__ == "__main__":
