@@ -15,7 +15,6 @@ from .core import (FAST, OFFLINE, data_dir, env_flag, eval_mode, fast_mode, get_
 
 __all__ = ["FAST", "OFFLINE", "data_dir", "env_flag", "eval_mode", "fast_mode", "get_device", "in_colab",
            "is_online", "offline_mode", "repo_root", "seed_everything", "setup", "to_numpy"]
-__version__ = "0.2.0"
 
 
 def __getattr__(name: str):
