@@ -58,7 +58,8 @@ JS_CELL_ERRORS = """() => [...document.querySelectorAll(
         '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
     .map(e => e.innerText).filter(t => /Traceback \\(most recent call last\\)|^\\w*(Error|Exception)\\b/m.test(t))
     .map(t => t.slice(0, 300))"""
-JS_WIDGET_IMAGE = """() => document.querySelector('.jp-OutputArea-output .widget-output img')?.getAttribute('src') ?? null"""
+JS_WIDGET_IMAGE = """() => document.querySelector('.jp-OutputArea-output .widget-output img')
+    ?.getAttribute('src') ?? null"""
 
 
 def _free_port() -> int:
