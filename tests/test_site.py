@@ -108,13 +108,15 @@ def test_the_landing_page_needs_a_readme_row_for_every_notebook():
 # ------------------------------------------------------------------------------------- a tiny site
 
 def _tiny_repo(root: Path, markdown: str) -> None:
-    """A repository with one notebook (title, badge, ``markdown``, one figure) and a README."""
+    """A repository with one notebook (title, badge, ``markdown``, a figure, a cell that fails if it runs)
+    and a README."""
     (root / "notebooks").mkdir(parents=True)
     nb = nbformat.read(ROOT / "notebooks" / "00_start_here.ipynb", as_version=4)
     figure = next(c for c in nb.cells if c.cell_type == "code" and any("image/png" in o.get("data", {})
                                                                          for o in c.outputs))
     nb.cells = [nbformat.v4.new_markdown_cell(f"# 00 · Tiny\n\n{badge('notebooks/00_tiny.ipynb')}\n\n## Math\n\n"
-                                              f"$c = a + b$\n\n{markdown}"), figure]
+                                              f"$c = a + b$\n\n{markdown}"), figure,
+                nbformat.v4.new_code_cell("raise RuntimeError('the site build must not run the notebooks')")]
     nbformat.write(nb, root / "notebooks" / "00_tiny.ipynb")
     (root / "README.md").write_text("# Tiny\n\nA tiny course.\n\n## The notebooks\n\n| # | notebook | what |\n"
                                     "|---|---|---|\n| 00 | [00_tiny](notebooks/00_tiny.ipynb) | one page |\n\n"
@@ -136,4 +138,5 @@ def test_the_build_fails_on_a_missing_image_a_broken_reference_or_any_warning(tm
                     "cross-reference target not found: 'no-such-section'",
                     "Non-consecutive header level increase; H2 to H4"]:
         assert warning in result.stderr, (warning, result.stderr[-3000:])
-    assert result.stderr.count("WARNING") == 4, result.stderr[-3000:]  # the tiny site is clean otherwise
+    # the tiny site is clean otherwise: no other warning, and the failing cell was not run
+    assert result.stderr.count("WARNING") == 4, result.stderr[-3000:]
