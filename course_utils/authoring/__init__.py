@@ -8,6 +8,7 @@
 - :mod:`.student_version`   generate the student version of the exercise and check it is in sync
 - :mod:`.grading`           autograde a folder of submissions into a gradebook CSV
 - :mod:`.loader_benchmark`  time ways of feeding 64x64 VOC samples to a network
+- :mod:`.site`              the course website from the committed notebooks (``make site``)
 
 Teaching modules (``course_utils.*``) never import from here; ``tests/test_package_structure.py``
 checks it.
