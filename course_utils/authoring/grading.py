@@ -328,7 +328,7 @@ def _describe(error: dict, cell_timeout: float) -> str:
 _NBGRADER_ERRORS = [
     (re.compile(r"^((?:bwrap|sandbox): .{0,300})$", re.M),
      "the sandbox could not start the kernel ({0}); a problem of the grading machine, not of the submission"),
-    (re.compile(r"Inconsistent checksums for cell (\S+)"),
+    (re.compile(r"Inconsistent checksums for cell ([\w.-]+)$", re.M),
      "the locked cell {0} was changed in a way the grader cannot undo (its checksum does not match the "
      "original: its type or its nbgrader metadata was edited); nbgrader refuses to grade the notebook. Give the "
      "student the original cell back, or grade by hand"),
@@ -345,9 +345,9 @@ _NBGRADER_ERRORS = [
 def _nbgrader_failure(log: str) -> str:
     """Why nbgrader could not grade, in plain words, from its log."""
     for pattern, text in _NBGRADER_ERRORS:
-        match = pattern.search(log)
-        if match:
-            return text.format(*match.groups())
+        matches = list(pattern.finditer(log))
+        if matches:  # the last one: the error itself, after any traceback that quotes its source
+            return text.format(*matches[-1].groups())
     errors = [line.strip() for line in log.splitlines() if "| ERROR]" in line or re.search(r"\w+Error\b", line)]
     useful = [e for e in errors if "above traceback" not in e and "There was an error processing" not in e]
     reason = (useful or errors or [line for line in log.strip().splitlines()[-1:]] or ["nbgrader failed"])[-1]
@@ -641,7 +641,7 @@ def short_note(text: str, limit: int = SHORT_NOTE) -> str:
     cut = text[:limit - 2]
     if " " in cut:
         cut = cut[:cut.rindex(" ")]
-    return cut.rstrip(" ,;:") + " …"
+    return cut.rstrip(" ;") + " …"
 
 
 def write_report(result: Result, path: Path) -> None:

@@ -72,8 +72,9 @@ def snapshot(bindings, protect):
         if isinstance(value, types.ModuleType):
             mods[value.__name__] = value
     mods["builtins"] = builtins
+    mods.pop("sys", None)  # sys.last_value & co. change on every error: its hooks are handled one by one below
     for name, mod in list(sys.modules.items()):
-        if isinstance(mod, types.ModuleType) and any(fnmatch.fnmatch(name, p) for p in protect):
+        if isinstance(mod, types.ModuleType) and name != "sys" and any(fnmatch.fnmatch(name, p) for p in protect):
             mods[name] = mod
     classes = {c for obj in (shell, kernel, tm, shell.events, shell.displayhook, shell.display_pub)
                for c in type(obj).__mro__ if c.__module__.split(".")[0] in ("IPython", "ipykernel")}
