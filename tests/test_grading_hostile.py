@@ -4,7 +4,8 @@ sandbox changes, no process survives, the network is unreachable, honest work is
 Most tricks run against a tiny synthetic nbgrader assignment (two parts, 2 + 3 points, one hidden test
 that calls ``course_utils.metrics``): each trick is a cell the student adds after the imports, and every
 hostile submission is the student version with wrong stubs for the answers (no ``raise
-NotImplementedError``), so it is worth 0 points unless the trick works. The one trick aimed at the real
+NotImplementedError``), so it is worth 0 points unless the trick works (the two tricks that read the
+solution at grading time are the answer cells themselves). The one trick aimed at the real
 exercise (patching ``course_utils.train.fit``/``evaluate``, which its hidden Part 6 test called) runs on
 notebook 11 itself, in fast mode, with the reference answers and a model that cannot learn.
 
@@ -219,8 +220,9 @@ _done = []
 for _db in glob.glob("{WORK}/template-*/gradebook.db") + [str(p / "gradebook.db") for p in pathlib.Path.cwd().parents]:
     try:
         _con = sqlite3.connect(_db)
-        _rows = _con.execute("select s.id, s.name, g.max_score from source_cell s join grade_cells g "
-                             "on g.name = s.name and g.notebook_id = s.notebook_id").fetchall()
+        _rows = _con.execute("select s.id, s.name, g.max_score from source_cell s join base_cell b "
+                             "on b.name = s.name and b.notebook_id = s.notebook_id join grade_cells g on g.id = b.id"
+                             ).fetchall()
         for _id, _name, _points in _rows:   # every test cell becomes `pass`, with a checksum nbgrader accepts
             _con.execute("update source_cell set source = 'pass', checksum = ? where id = ?",
                          (_checksum("pass", _name, _points), _id))
@@ -242,13 +244,15 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)
 while True:
     time.sleep(0.05)'''
 
+# The readers are the student's answer: the first solution cell defines add and iou from what it finds.
+READERS = {"t_read_source_via_package": READ_PACKAGE_TRICK, "t_read_grader_folders": READ_GRADER_TRICK}
+
 TRICKS = {
     "t_ast_transformer": AST_TRICK,
     "t_input_transformer": INPUT_TRICK,
     "t_run_cell_patch": RUNCELL_TRICK,
     "t_thread_race": THREAD_TRICK,
-    "t_read_source_via_package": READ_PACKAGE_TRICK,
-    "t_read_grader_folders": READ_GRADER_TRICK,
+    **READERS,
     "t_monkeypatch_metrics": MONKEYPATCH_TRICK,
     "t_daemon": DAEMON_TRICK,
     "t_vandal": VANDAL_TRICK,
@@ -281,7 +285,10 @@ def hostile_submissions(subs: Path, handed_out: nbformat.NotebookNode, places: d
         for key, value in places.items():
             code = code.replace("{" + key + "}", str(value))
         code = code.replace("{{", "{").replace("}}", "}")
-        nb = fill(handed_out, STUBS, code)
+        if student in READERS:
+            nb = fill(handed_out, {"add": code, "iou": "# iou comes from the cell above"})
+        else:
+            nb = fill(handed_out, STUBS, code)
         (subs / student).mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, subs / student / f"{NAME}.ipynb")
     for student, (answers, _points) in HONEST_STUDENTS.items():
@@ -493,7 +500,7 @@ def _perfect(*args, **kwargs):                # and every evaluation says it is 
     return {"mean_iou": 1.0, "pixel_accuracy": 1.0, "mean_dice": 1.0, "loss": 0.0, "iou": np.ones(c),
             "dice": np.ones(c), "cm": np.eye(c, dtype=np.int64)}
 _train.fit = _no_training
-_train.evaluate.__code__ = _perfect.__code__'''
+_train.evaluate = _perfect'''
 
 
 def reference_answers(source: nbformat.NotebookNode) -> dict[str, str]:

@@ -18,8 +18,8 @@ What :func:`restore` puts back, as it was before any student code ran:
 - the protected modules (builtins, the course package, and every module the instructor's cells import):
   their ``sys.modules`` entries, their global names, the code and defaults of their functions and the
   attributes of their classes (``train.evaluate = lambda *a: 1.0`` and ``evaluate.__code__ = ...`` are undone);
-- the names the instructor's cells import into the notebook (``np``, ``torch``, ``train``...), so a test
-  cell never calls a student's stand-in for numpy;
+- the names the instructor's cells import into the notebook (``np``, ``torch``, ``train``...), once
+  bound, so a test cell never calls a student's stand-in for numpy (nor one hidden in builtins);
 - when any of that had been tampered with, Python threads started by the notebook are stopped (one
   could put a hook back between the restore and the test); if one survives, the restore fails and the
   test scores zero.
@@ -102,7 +102,7 @@ def snapshot(bindings, protect):
         meta_path=list(sys.meta_path), path_hooks=list(sys.path_hooks), threads=set(sys._current_frames()),
         modules={n: (m, dict(vars(m))) for n, m in mods.items()},
         classes={c: dict(vars(c)) for c in classes}, functions=functions,
-        builtins={k: v for k, v in vars(builtins).items() if callable(v)},
+        builtins={k: v for k, v in vars(builtins).items() if callable(v)}, builtin_names=set(vars(builtins)),
         bindings=[list(b) for b in bindings],
     )
     return (f"snapshot: {len(mods)} modules, {len(classes)} classes, {len(functions)} functions, "
@@ -201,6 +201,11 @@ def restore(token):
             undone.append(f"{fn.__module__}.{fn.__qualname__}.__code__")
     user_ns = shell.user_ns
     for name, module, attr in S["bindings"]:
+        if name not in user_ns:  # not imported yet; but a stand-in must not hide in builtins either
+            if name in vars(builtins) and name not in S["builtin_names"]:
+                del vars(builtins)[name]
+                undone.append(f"builtins.{name} (added)")
+            continue
         mod = S["modules"].get(module, (sys.modules.get(module),))[0]
         if mod is None or (attr is not None and not hasattr(mod, attr)):
             continue  # not imported (the instructor's cell that imports it has not run, or failed)
