@@ -515,11 +515,14 @@ def reference_answers(source: nbformat.NotebookNode) -> dict[str, str]:
 
 
 def fit_evaluate_submission(source: nbformat.NotebookNode, student: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The reference answers, and the trick right before the first cell that calls ``train.fit``."""
+    """The reference answers, and the trick right before the first cell that calls ``train.fit``. The
+    cells after the last graded test are left out (a student may delete them): they cost CI time only."""
     nb = fill(student, reference_answers(source))
     at = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "train.fit(" in c.source
               and not c.get("metadata", {}).get("nbgrader", {}).get("solution"))
     nb.cells.insert(at, new_code_cell(FIT_EVALUATE_TRICK))
+    last_test = max(i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade"))
+    nb.cells = nb.cells[:last_test + 1]
     return nb
 
 
