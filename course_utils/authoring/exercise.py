@@ -13,8 +13,8 @@ package, and :data:`SOURCE` and :data:`STUDENT` do not exist there."""
 NOTEBOOK = "11_exercise_unet_voc64"
 """File name (without .ipynb) of the exercise, in the source and in every submission."""
 SOURCE: Path = ROOT / "notebooks" / f"{NOTEBOOK}.ipynb"
-"""The solution source: solutions between ``### BEGIN/END SOLUTION``, hidden tests between
-``### BEGIN/END HIDDEN TESTS``, nbgrader cell metadata. Never handed to students."""
+"""The solution source: solutions and hidden tests between nbgrader's markers, nbgrader cell
+metadata. Never handed to students (the student release leaves it out)."""
 STUDENT: Path = ROOT / "notebooks" / "student" / f"{NOTEBOOK}.ipynb"
 """The generated student version (committed, kept in sync by ``student_version``)."""
 ASSIGNMENT = "unet_voc64"

@@ -40,9 +40,11 @@ import nbformat
 from .conventions import GITHUB_REPO
 from .exercise import ROOT, SOURCE, STUDENT
 
-INSTRUCTOR_MODULES = ("exercise", "grading", "grader_kernel", "kernel_guard", "sandbox", "submission_checks",
+INSTRUCTOR_MODULES = ("grading", "grader_kernel", "kernel_guard", "sandbox", "submission_checks",
                       "nbgrader_release", "student_version", "release")
-"""Modules of ``course_utils.authoring`` that only serve the instructor (grading, the student version)."""
+"""Modules of ``course_utils.authoring`` that only serve the instructor (grading, the student version).
+A module that reads the solution source (``exercise.SOURCE``) is one too; ``exercise`` itself (names and
+paths) stays."""
 INSTRUCTOR_TESTS = ("tests/test_grading*.py", "tests/test_release*.py", "tests/test_exercise*.py",
                     "tests/test_student_version*.py")
 MARKERS = (  # <!-- >>> instructor-only ... --> ... <!-- <<< instructor-only --> (also inline), and # lines
@@ -94,21 +96,25 @@ def _module_imports(path: Path) -> set[str]:
 def instructor_only(files: list[str], root: Path = ROOT) -> set[str]:
     """The files the release leaves out (see the module docstring)."""
     dropped = {SOURCE.resolve().relative_to(root.resolve()).as_posix()} if SOURCE.exists() else set()
-    modules = {f"authoring.{m}" for m in INSTRUCTOR_MODULES}
+    modules = {f"authoring.{m}" for m in INSTRUCTOR_MODULES} | {"authoring.exercise.SOURCE"}
+
+    def needs_dropped(f: str) -> bool:
+        return bool(_module_imports(root / f) & modules) or "exercise.SOURCE" in (root / f).read_text(errors="replace")
+
     py = {f: f[len("course_utils/"):-3].replace("/", ".") for f in files
           if f.startswith("course_utils/") and f.endswith(".py")}
     changed = True
-    while changed:  # a module that imports a dropped one is dropped too
+    while changed:  # a module that imports a dropped one (or reads the solution source) is dropped too
         changed = False
         for f, name in py.items():
-            if name not in modules and _module_imports(root / f) & modules:
+            if name not in modules and name != "authoring.exercise" and needs_dropped(f):
                 modules.add(name)
                 changed = True
     dropped |= {f for f, name in py.items() if name in modules}
     for f in files:
         if any(Path(f).match(pattern) for pattern in INSTRUCTOR_TESTS):
             dropped.add(f)
-        elif f.startswith("tests/") and f.endswith(".py") and _module_imports(root / f) & modules:
+        elif f.startswith("tests/") and f.endswith(".py") and needs_dropped(f):
             dropped.add(f)
     return dropped
 
