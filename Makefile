@@ -1,17 +1,23 @@
 # The two commands of the course (see README.md):
 #   make lab    set up a local virtual env (.venv) and open JupyterLab on notebooks/
 #   make test   set up the same env and run every unit test and every notebook (fast + offline)
-# Authoring (README "For authors" and "For instructors"):
-#   make check, make notebooks NB=..., make refresh, make student-version
+# Authoring (README "For authors"):
+#   make check, make notebooks NB=..., make refresh
+#   make site   the course website in build/site/html (README "The course website")
+# >>> instructor-only
+# Instructors (README "For instructors"): make student-version, make grade, make release
+# <<< instructor-only
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8888
 JOBS   ?= 2
 LAB_ARGS ?=
+# BROWSER=0 leaves out the tests that need Chromium (for a machine without root; CI never does)
+BROWSER ?= 1
 NBVAL   = --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
-.PHONY: install lab test check notebooks refresh student-version clean
+.PHONY: install lab test check notebooks refresh student-version site grade release clean
 
 install: $(VENV)/.installed
 
@@ -26,7 +32,8 @@ lab: install
 
 test: install
 	COURSE_FAST=1 COURSE_OFFLINE=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1 PATH="$(abspath $(BIN)):$$PATH" \
-		$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) tests notebooks
+		$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(if $(filter 0,$(BROWSER)),-m "not browser") \
+		$(NBVAL) tests notebooks
 
 # The conventions check alone (also part of `make test`).
 check: install
@@ -40,9 +47,32 @@ notebooks: install
 refresh: install
 	$(BIN)/python -m course_utils.authoring.conventions
 
+# >>> instructor-only (the student release leaves this block out)
 # Regenerate notebooks/student/ from the exercise's solution source.
 student-version: install
 	$(BIN)/python -m course_utils.authoring.student_version
+
+# Grade a folder of submissions, each kernel in a sandbox (README "For instructors"):
+#   make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv] [GRADE_ARGS="--workers 4 --fast"]
+SUBMISSIONS ?=
+OUT ?= grades.csv
+GRADE_ARGS ?=
+grade: install
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv]"; exit 2; }
+	$(BIN)/python -m course_utils.authoring.grading $(SUBMISSIONS) --out $(OUT) $(GRADE_ARGS)
+
+# Write the public student release (no solutions, no hidden tests):
+#   make release DEST=../course-release [REPO=owner/name]
+DEST ?=
+REPO ?=
+release: install
+	@test -n "$(DEST)" || { echo "usage: make release DEST=path/outside/this/repo [REPO=owner/name]"; exit 2; }
+	$(BIN)/python -m course_utils.authoring.release $(DEST) $(if $(REPO),--repo $(REPO))
+# <<< instructor-only
+
+# The course website from the committed notebooks (no re-execution); fails on any Sphinx warning.
+site: install
+	$(BIN)/python -m course_utils.authoring.site
 
 clean:
 	rm -rf $(VENV)
