@@ -58,7 +58,8 @@ class History(dict):
     A plain dict (so ``viz.plot_history(history)`` draws it) with extra attributes:
     ``best_epoch`` (1-based; 0 if none), ``best_score``, ``monitor`` (the key that chose it),
     ``best_state`` (the best ``state_dict``, on the CPU), ``epoch_seconds`` and ``img_per_s``
-    (training throughput of each epoch).
+    (the training pass of each epoch: seconds, images per second) and ``val_seconds`` (each
+    epoch's validation pass, empty without a validation loader).
     """
 
     def __init__(self) -> None:
@@ -69,6 +70,7 @@ class History(dict):
         self.best_state: dict | None = None
         self.epoch_seconds: list[float] = []
         self.img_per_s: list[float] = []
+        self.val_seconds: list[float] = []
 
     def log(self, key: str, value: float) -> None:
         self.setdefault(key, []).append(float(value))
@@ -257,6 +259,7 @@ def evaluate(model: nn.Module, loader: Iterable, num_classes: int = NUM_CLASSES,
     """
     device = _resolve_device(model, device)
     use_amp = _use_amp(amp, device)
+    amp_dtype = _amp_dtype(device)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss(ignore_index=ignore_index)
     cm_flat = torch.zeros(num_classes * num_classes + 1, dtype=torch.long, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -268,7 +271,7 @@ def evaluate(model: nn.Module, loader: Iterable, num_classes: int = NUM_CLASSES,
             images, masks = _split_batch(batch)
             _check_batch(images, masks, num_classes, ignore_index, values=count == 0)
             images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True).long()
-            with torch.autocast(device_type=device.type, dtype=_amp_dtype(device), enabled=use_amp):
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = model(images)
             _check_logits(logits, masks, num_classes)
             valid = (masks != ignore_index).sum()
@@ -379,6 +382,7 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
             history.log("train_" + key, train_res[key])
         if val_loader is not None:
             res = evaluate(model, val_loader, num_classes, device, loss_fn, ignore_index, progress, amp=use_amp)
+            history.val_seconds.append(res["seconds"])
             for key in METRIC_KEYS:
                 history.log("val_" + key, res[key])
         if scheduler is not None:
@@ -479,8 +483,10 @@ def measure_throughput(model: nn.Module, batch_size: int = 16, image_size: int =
     opt = torch.optim.SGD(net.parameters(), lr=1e-6)
     net.train(train)
 
+    amp_dtype = _amp_dtype(device)
+
     def step() -> None:
-        autocast = torch.autocast(device_type=device.type, dtype=_amp_dtype(device), enabled=use_amp)
+        autocast = torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp)
         if train:
             opt.zero_grad(set_to_none=True)
             with autocast:

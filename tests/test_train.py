@@ -50,6 +50,7 @@ def test_fit_learns_the_toy_task_and_logs_every_epoch(capsys):
     assert after["loss"] < before["loss"] and after["mean_iou"] > 0.8
     assert hist["val_mean_iou"][hist.best_epoch - 1] == pytest.approx(after["mean_iou"])  # one name, one number
     assert len(hist.epoch_seconds) == 6 and all(v > 0 for v in hist.img_per_s)
+    assert len(hist.val_seconds) == 6 and all(v > 0 for v in hist.val_seconds)
     out = capsys.readouterr()
     assert out.out.count("epoch ") == 6 and "val_mean_iou" in out.out
     assert out.err == ""  # progress=False: no bar
@@ -116,7 +117,7 @@ def test_monitor_on_loss_picks_the_minimum_and_bad_monitor_is_explained():
 def test_without_validation_the_train_metric_is_monitored():
     tr, _ = loaders()
     hist = train.fit(tiny_model(), tr, None, epochs=2, num_classes=C, progress=False, verbose=False)
-    assert hist.monitor == "train_mean_iou" and "val_loss" not in hist
+    assert hist.monitor == "train_mean_iou" and "val_loss" not in hist and hist.val_seconds == []
 
 
 def test_nan_loss_stops_training_with_a_clear_error():
