@@ -17,3 +17,22 @@ def toy_root(tmp_path_factory):
     from course_utils.voc_generated import make_toy_voc
 
     return make_toy_voc(tmp_path_factory.mktemp("toy"), 24, seed=3)
+
+
+_session_start = [0.0]
+
+
+def pytest_sessionstart(session):
+    import time
+
+    _session_start[0] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where the browser tests saved their screenshots (written this session), for a person to look at."""
+    from browser_support import ARTIFACTS
+
+    shots = sorted(p.name for p in ARTIFACTS.glob("*.png") if p.stat().st_mtime >= _session_start[0])
+    if shots:
+        terminalreporter.section("screenshots (browser tests)")
+        terminalreporter.write_line(f"{ARTIFACTS}/: {', '.join(shots)}")

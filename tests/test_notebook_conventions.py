@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from course_utils.authoring import conventions as nbtool
+from course_utils.authoring import prose_numbers
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = nbtool.notebook_paths(ROOT)
@@ -158,3 +159,67 @@ def test_setup_cell_installs_only_on_colab_only_once_and_never_torch(monkeypatch
     assert not any("torch" in line for _, line in calls)  # Colab's own CUDA build of torch stays
     assert _run_setup_cell(monkeypatch, colab=True, cloned=True) == []  # a second run does nothing
     assert "mode:" in capsys.readouterr().out
+
+
+# ---- prose numbers: a measured figure in the text must be one the notebook shows ----------------
+
+def _numbers(text):
+    return [n.text for n in prose_numbers.prose_numbers(text)]
+
+
+def test_prose_numbers_finds_measurements_and_skips_structure():
+    text = ("The probe reaches 43.8 % and fine-tuning 0.872, 27× more parameters, 5 dB, 236 img/s on 1,456 images. "
+            "A 3x3 kernel on 64x64 inputs, 2 layers, ResNet-152, conv1, `0.999` in code, $0.5^{18}$, in 2015.")
+    assert _numbers(text) == ["43.8 %", "0.872", "27×", "5 dB", "236 img/s", "1,456"]
+
+
+def test_prose_numbers_skips_sentences_that_cite_a_source():
+    assert _numbers("He et al. report 3.57 % top-5 error.") == []
+    assert _numbers("The [paper](https://arxiv.org/abs/1512.03385) reports 3.57 %.") == []
+    assert _numbers("The lecture says 0.0000038. We measure 0.25.") == ["0.25"]
+
+
+def test_comments_are_prose_but_shapes_and_counts_there_are_annotations():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = f()   # (1, 4, 71, 60), 400 pixels\ny = 2  # reaches about 0.58")]
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="val mIoU 0.705\n")]
+    assert [(i, n.text) for i, n in prose_numbers.stale_numbers(nb)] == [(0, "0.58")]
+
+
+def test_rounding_and_percentages_match_what_is_printed():
+    shown = [0.70496, 0.849, 27.4]
+    assert prose_numbers.matches(prose_numbers.prose_numbers("about 0.705 now")[0], shown)
+    assert prose_numbers.matches(prose_numbers.prose_numbers("it is 84.9 % here")[0], shown)
+    assert prose_numbers.matches(prose_numbers.prose_numbers("a 27× gap")[0], shown)
+    assert not prose_numbers.matches(prose_numbers.prose_numbers("about 0.58 now")[0], shown)
+    assert not prose_numbers.matches(prose_numbers.prose_numbers("it is 84.8 % here")[0], shown)
+
+
+def _copy_of(name, tmp_path):
+    dest = tmp_path / "notebooks" / name
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes((ROOT / "notebooks" / name).read_bytes())
+    return dest
+
+
+def test_a_stale_number_planted_in_a_real_notebook_is_flagged(tmp_path):
+    name = "10_segmentation_metrics.ipynb"
+    path = _copy_of(name, tmp_path)
+    assert not [p for p in nbtool.problems(path, tmp_path) if "no output or code" in p]
+    nb = nbformat.read(path, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and i > 2)
+    nb.cells[index].source += "\n\nOn this data the mean IoU comes out at 0.6172."
+    nbformat.write(nb, path)
+    found = [p for p in nbtool.problems(path, tmp_path) if "no output or code" in p]
+    assert len(found) == 1 and f"cell {index}" in found[0] and "0.6172" in found[0]
+
+
+def test_a_checked_cell_with_a_figure_is_flagged(tmp_path):
+    nb = _good_notebook("notebooks/99_tmp.ipynb")
+    cell = nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nplt.plot([1, 2])", execution_count=2)
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})]
+    nb.cells.append(cell)
+    problems = nbtool.problems(_write(tmp_path, nb), tmp_path)
+    assert any("prints text only" in p and "cell 3" in p for p in problems)
+    cell.outputs = [nbformat.v4.new_output("stream", text="shape (1, 2)\n")]
+    assert nbtool.problems(_write(tmp_path, nb), tmp_path) == []

@@ -9,6 +9,7 @@
 - :mod:`.student_version`   generate the student version of the exercise and check it is in sync
 - :mod:`.grading`           autograde a folder of submissions into a gradebook CSV
 - :mod:`.loader_benchmark`  time the exercise's reference data pipeline against decoding every sample
+- :mod:`.site`              the course website from the committed notebooks (``make site``)
 
 Teaching modules (``course_utils.*``) never import from here; ``tests/test_package_structure.py``
 checks it.

@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 
 from ..core import repo_root
+from .prose_numbers import stale_numbers
 
 GITHUB_REPO = "cnn-seg-course/2d-cnns-semantic-segmentation"
 BRANCH = "main"
@@ -84,6 +85,8 @@ def refresh(nb: nbformat.NotebookNode, relpath: str) -> bool:
 
 ABS_PATH_RE = re.compile(r"/(work|root|home|tmp|Users)/[A-Za-z]")
 MAX_BYTES = 3_000_000
+TEXT_MIMES = {"text/plain"}
+"""What a checked cell may show: plain text (a figure or a widget differs between backends and front ends)."""
 REQUIRED_HEADINGS = ("Learning goals", "Try it", "Summary")
 
 
@@ -94,7 +97,9 @@ def problems(path: Path, root: Path) -> list[str]:
     standard setup cell; "Learning goals", "Try it" and "Summary" headings; executed and committed
     outputs (every code cell has an execution count, except in generated student versions under
     ``notebooks/student/``, which are handed out blank); no stored errors; under 3 MB; no absolute
-    machine paths in sources or outputs.
+    machine paths in sources or outputs; checked cells (``# NBVAL_CHECK_OUTPUT``) print text only;
+    every measured number in the prose is one the notebook shows (:mod:`.prose_numbers`; student
+    versions are generated from a source that is checked, and have no outputs to compare with).
     """
     rel = relpath_of(path, root)
     found: list[str] = []
@@ -123,6 +128,11 @@ def problems(path: Path, root: Path) -> list[str]:
             continue
         if cell.source.strip() and cell.execution_count is None and "student" not in Path(rel).parts:
             found.append(f"{rel}: cell {index} was never executed (commit executed outputs)")
+        if is_checked_cell(cell) and any(set(output.get("data", {})) - TEXT_MIMES
+                                          for output in cell.get("outputs", [])):
+            found.append(f"{rel}: cell {index} is checked by nbval (NBVAL_CHECK_OUTPUT) but shows a figure or widget; "
+                         "a checked cell prints text only (move the plot to the next cell), so it passes under any "
+                         "matplotlib backend")
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 found.append(f"{rel}: cell {index} stores an error output ({output.get('ename')})")
@@ -130,7 +140,18 @@ def problems(path: Path, root: Path) -> list[str]:
                                                       if k.startswith("text/"))
             if ABS_PATH_RE.search(str(text)):
                 found.append(f"{rel}: cell {index} output shows an absolute machine path")
+    if "student" not in Path(rel).parts:
+        for index, number in stale_numbers(nb):
+            found.append(f"{rel}: cell {index} says {number.text!r}, which no output or code of this notebook shows: "
+                         f"\"{number.sentence[:120]}\". Re-execute and update the sentence, print the figure from code, "
+                         "or cite its source.")
     return found
+
+
+def is_checked_cell(cell: nbformat.NotebookNode) -> bool:
+    """True for a code cell whose first or last line is ``# NBVAL_CHECK_OUTPUT`` (nbval compares its output)."""
+    lines = cell.source.strip().splitlines() if cell.cell_type == "code" else []
+    return bool(lines) and "# NBVAL_CHECK_OUTPUT" in (lines[0].strip(), lines[-1].strip())
 
 
 def notebook_paths(root: Path) -> list[Path]:

@@ -1,0 +1,321 @@
+"""The course website in a real browser (headless Chromium): built once per test session, then toured.
+
+The tour visits every page once, as a reader would: the landing page, then the "next" link from page
+to page through every notebook (which proves the navigation reaches each one, in order), then the
+pages outside that chain, then a search. On each page it records console errors, failed requests,
+images that did not load, math that MathJax did not typeset and widgets shown as text. The tests
+below read that record. The last tests serve deliberately broken copies of single pages and check
+that the same page check reports them: the checks can fail.
+
+    SITE_DIR=build/site/html pytest tests/test_site_browser.py    # reuse a site built by `make site`
+
+Screenshots of three pages are saved in build/test-artifacts/ (pytest prints the folder).
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import pytest
+
+from browser_support import ROOT, PageProblems, chromium, local_only, require_site_stack, screenshot, serve
+
+pytestmark = pytest.mark.browser
+
+from course_utils.authoring.conventions import colab_url  # noqa: E402
+from course_utils.authoring.exercise import SOURCE, STUDENT  # noqa: E402
+from course_utils.authoring.site import WIDGET_NOTE_CLASS, WIDGET_VIEW, course_notebooks  # noqa: E402
+
+NOTEBOOKS = course_notebooks(ROOT)
+NOTEBOOK_PAGES = [rel.with_suffix(".html").as_posix() for rel in NOTEBOOKS]
+EXERCISE_PAGE = STUDENT.relative_to(ROOT).with_suffix(".html").as_posix()
+OTHER_PAGES = ["instructors.html", "genindex.html"]  # reached without 'next' (instructors also with it)
+SEARCH = ("receptive field", "notebooks/08_receptive_field_fcn.html", 3)  # query, page expected, among the first
+
+JS_IMAGES = """async () => {
+  const imgs = [...document.images];
+  await Promise.all(imgs.map(i => i.decode().catch(() => null)));
+  return {n: imgs.length,
+          broken: imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'))};
+}"""
+JS_MATH = """async () => {
+  const els = [...document.querySelectorAll('span.math, div.math')];
+  if (!els.length) return {n: 0, untypeset: []};
+  if (!window.MathJax || !MathJax.startup) return {n: els.length, untypeset: [], error: 'MathJax not loaded'};
+  await MathJax.startup.promise;
+  return {n: els.length,
+          untypeset: els.filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 40)),
+          errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 60))};
+}"""
+JS_WIDGETS = f"""() => ({{notes: document.querySelectorAll('.{WIDGET_NOTE_CLASS}').length,
+                         as_text: document.body.innerText.includes('interactive(children=')}})"""
+
+
+def widget_views(rel: Path) -> int:
+    """How many widget views the notebook's outputs hold (each must become a note on its page)."""
+    nb = json.loads((ROOT / rel).read_text(encoding="utf-8"))
+    return sum(WIDGET_VIEW in out.get("data", {}) for cell in nb["cells"] for out in cell.get("outputs", []))
+
+
+def has_math(rel: Path) -> bool:
+    """Whether the notebook's markdown has $...$ math outside code (its page must then show typeset math)."""
+    nb = json.loads((ROOT / rel).read_text(encoding="utf-8"))
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    text = re.sub(r"```.*?```|`[^`\n]*`", "", text, flags=re.S)
+    return re.search(r"\$[^$\s][^$]*\$", text) is not None
+
+
+def check_page(page, problems: PageProblems, path: str, views: int = 0) -> dict:
+    """What is wrong on the page now loaded in ``page`` (``problems`` records its events since it was
+    cleared). ``views``: widget views in its notebook, each of which must show as a note."""
+    found = []
+    images = page.evaluate(JS_IMAGES)
+    found += [f"image not loaded: {src}" for src in images["broken"]]
+    math = page.evaluate(JS_MATH)
+    if math.get("error"):
+        found.append(f"{math['n']} math elements, but {math['error']}")
+    found += [f"math not typeset: {t!r}" for t in math["untypeset"]]
+    found += [f"math error: {t!r}" for t in math.get("errors", [])]
+    widgets = page.evaluate(JS_WIDGETS)
+    if widgets["as_text"]:
+        found.append("a widget is shown as the text 'interactive(children=...)'")
+    if widgets["notes"] < views:
+        found.append(f"{views} widget(s) in the notebook, {widgets['notes']} widget note(s) on the page")
+    page.wait_for_load_state("networkidle")  # MathJax fetches its fonts while it typesets
+    found += problems.items
+    problems.items = []
+    return {"path": path, "problems": sorted(set(found)), "images": images["n"], "math": math["n"],
+            "links": {h.split("#")[0] for h in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+                      if urlparse(h).hostname == "127.0.0.1"}}
+
+
+def screenshot_at(page, selector: str, name: str) -> Path:
+    """A screenshot with the first element matching ``selector`` in view (the top if there is none)."""
+    if page.locator(selector).count():
+        page.locator(selector).first.scroll_into_view_if_needed()
+    return screenshot(page, name)
+
+
+def _path(url: str) -> str:
+    return urlparse(url).path.lstrip("/") or "index.html"
+
+
+# ------------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory) -> Path:
+    """The site, built with the real command (`make site`'s) into a temp folder, or $SITE_DIR if given."""
+    require_site_stack()
+    if os.environ.get("SITE_DIR"):
+        return Path(os.environ["SITE_DIR"])
+    out = tmp_path_factory.mktemp("site")
+    run = subprocess.run([sys.executable, "-m", "course_utils.authoring.site", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, f"the site build failed:\n{run.stdout}\n{run.stderr}"
+    assert f"python -m http.server -d {out / 'html'}" in run.stdout, run.stdout  # says how to view it
+    print(run.stdout)
+    return out / "html"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def tour(site_dir, browser) -> dict:
+    """Visit every page of the site once (see the module's docstring); returns what was seen."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    views = {page: widget_views(rel) for page, rel in zip(NOTEBOOK_PAGES, NOTEBOOKS)}
+    seen: dict = {"pages": {}, "chain": [], "screenshots": []}
+    with serve(site_dir) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        local_only(context)
+        page = context.new_page()
+        problems = PageProblems(page)
+
+        def visit(path: str) -> None:
+            seen["pages"][path] = check_page(page, problems, path, views.get(path, 0))
+            seen["pages"][path]["launch"] = page.eval_on_selector_all(".dropdown-launch-buttons a[href]",
+                                                                      "els => els.map(e => e.href)")
+            if path == "index.html":
+                seen["screenshots"].append(screenshot(page, "site-landing.png"))
+            elif path == "notebooks/08_receptive_field_fcn.html":
+                seen["screenshots"].append(screenshot_at(page, f".{WIDGET_NOTE_CLASS}", "site-08-widget.png"))
+            elif path == "notebooks/10_segmentation_metrics.html":
+                seen["screenshots"].append(screenshot_at(page, "div.math", "site-10-math.png"))
+            elif path == EXERCISE_PAGE:
+                seen["exercise_text"] = page.locator("article").inner_text()
+
+        page.goto(urljoin(base, "index.html"), wait_until="load")
+        seen["sidebar"] = [_path(h) for h in page.eval_on_selector_all("nav.bd-docs-nav a[href]",
+                                                                       "els => els.map(e => e.href)")]
+        visit("index.html")
+        while page.locator("a.right-next").count() and len(seen["chain"]) < 3 * len(NOTEBOOK_PAGES):
+            page.locator("a.right-next").first.click()
+            page.wait_for_load_state("load")
+            seen["chain"].append(_path(page.url))
+            visit(seen["chain"][-1])
+        for path in OTHER_PAGES:
+            if path not in seen["pages"]:
+                page.goto(urljoin(base, path), wait_until="load")
+                visit(path)
+        query, _, _ = SEARCH  # as a reader does: Ctrl+K, type, Enter (Sphinx's own index, no server)
+        page.keyboard.press("Control+k")
+        box = page.locator("input[name='q']:visible").first
+        box.fill(query)
+        box.press("Enter")
+        try:
+            page.wait_for_selector("#search-results ul.search li a", timeout=30_000)
+            page.wait_for_function("() => !/Preparing|Searching/.test(document.querySelector('#search-results h2')"
+                                   "?.textContent ?? '')", timeout=30_000)
+        except PlaywrightTimeout:
+            pass  # no results: test_search_finds_... says so
+        seen["search_hits"] = [_path(h) for h in page.eval_on_selector_all(
+            "#search-results ul.search li > a", "els => els.map(e => e.href)")]
+        visit("search.html")
+        links = set().union(*(p["links"] for p in seen["pages"].values()))
+        seen["broken_links"] = [f"{_path(u)} (HTTP {status})" for u in sorted(links)
+                                if (status := context.request.get(u).status) != 200]
+        context.close()
+    return seen
+
+
+# ------------------------------------------------------------------------------------- the real site
+
+def test_every_page_loads_clean(tour):
+    assert {p: r["problems"] for p, r in tour["pages"].items() if r["problems"]} == {}
+    assert tour["broken_links"] == []
+    assert sum(r["images"] for r in tour["pages"].values()) > 50  # the check above looked at real figures
+
+
+def test_the_navigation_reaches_every_notebook_in_order(tour):
+    assert [p for p in tour["sidebar"] if p in NOTEBOOK_PAGES] == NOTEBOOK_PAGES
+    assert [p for p in tour["chain"] if p.startswith("notebooks/")] == NOTEBOOK_PAGES
+    assert set(tour["pages"]) == {"index.html", "search.html", *OTHER_PAGES, *NOTEBOOK_PAGES}
+
+
+def test_math_is_typeset(tour):
+    math_pages = [page for page, rel in zip(NOTEBOOK_PAGES, NOTEBOOKS) if has_math(rel)]
+    assert len(math_pages) >= 3  # 09, 10 and 12 at least: the check is not vacuous
+    assert {p: tour["pages"][p]["math"] for p in math_pages if tour["pages"][p]["math"] == 0} == {}
+    not_typeset = {p: [m for m in r["problems"] if "math" in m.lower()] for p, r in tour["pages"].items()}
+    assert {p: m for p, m in not_typeset.items() if m} == {}
+
+
+def test_every_notebook_page_has_a_colab_launch_button_for_its_notebook(tour):
+    launch = {page: tour["pages"][page]["launch"] for page in NOTEBOOK_PAGES}
+    assert launch == {page: [colab_url(rel.as_posix())] for page, rel in zip(NOTEBOOK_PAGES, NOTEBOOKS)}
+    assert launch[EXERCISE_PAGE] == [colab_url(STUDENT.relative_to(ROOT).as_posix())]  # the student version
+
+
+def test_search_finds_the_receptive_field_notebook(tour):
+    _, expected, top = SEARCH
+    assert expected in tour["search_hits"][:top], tour["search_hits"]
+
+
+def test_the_exercise_page_is_the_student_version(tour):
+    text = tour["exercise_text"]
+    assert "YOUR CODE HERE" in text and "raise NotImplementedError" in text
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text
+
+
+def test_three_screenshots_for_a_person_to_look_at(tour):
+    assert len(tour["screenshots"]) == 3
+    assert all(p.stat().st_size > 10_000 for p in tour["screenshots"])
+
+
+def solution_lines(source: Path = SOURCE, published: list[Path] = NOTEBOOKS) -> list[str]:
+    """Lines only the solution source has: code between BEGIN/END SOLUTION and BEGIN/END HIDDEN TESTS,
+    at least 20 characters, in no published notebook (05 legitimately has some lines of the solution)."""
+    public = "\n".join((ROOT / rel).read_text(encoding="utf-8") for rel in published)
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    found, inside = [], False
+    for line in (line.strip() for cell in nb["cells"] for line in "".join(cell["source"]).splitlines()):
+        if re.match(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)", line):
+            inside = line.startswith("### BEGIN")
+        elif inside and len(line) >= 20 and not line.startswith("#"):
+            if json.dumps(line, ensure_ascii=False)[1:-1] not in public:  # as the notebooks' JSON writes it
+                found.append(line)
+    return found
+
+
+def files_with_solution_code(site: Path, secret: list[str]) -> list[str]:
+    """Files of the site holding one of the ``secret`` lines, as text a reader sees (HTML tags removed:
+    syntax highlighting splits code into <span>s)."""
+    hits = []
+    for path in sorted(p for p in site.rglob("*") if p.suffix in {".html", ".js", ".ipynb", ".txt", ".json"}):
+        if "mathjax" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix == ".html":
+            text = html.unescape(re.sub(r"<[^>]+>", "", text))
+        hits += [f"{path.relative_to(site)}: {line!r}" for line in secret if line in text][:1]
+    return hits
+
+
+def test_no_file_of_the_site_holds_solution_code(site_dir, tmp_path):
+    secret = solution_lines()
+    assert len(secret) >= 10, f"only {len(secret)} solution lines found: did the exercise's markers change?"
+    assert files_with_solution_code(site_dir, secret) == []
+    assert not [p for p in site_dir.rglob(f"{SOURCE.stem}.*") if "student" not in p.parts]
+    # the check can fail: one solution line, highlighted the way the site shows code
+    words = secret[0].split(" ", 1)
+    (tmp_path / "leak.html").write_text(f'<span class="n">{html.escape(words[0])}</span> {html.escape(words[-1])}')
+    assert files_with_solution_code(tmp_path, secret) == [f"leak.html: {secret[0]!r}"]
+
+
+# ------------------------------------------------------------------------------------- broken copies
+# One page of the real site served changed (or one file missing): the page check must report it.
+
+def _check_broken(browser, site: Path, path: str, overrides: dict, views: int = 0) -> list[str]:
+    with serve(site, overrides) as base:
+        context = browser.new_context()
+        local_only(context)
+        page = context.new_page()
+        problems = PageProblems(page)
+        page.goto(urljoin(base, path), wait_until="load")
+        found = check_page(page, problems, path, views)["problems"]
+        context.close()
+    return found
+
+
+def _replace_widget_note(page_html: str, new: str) -> str:
+    start = page_html.index(f'<div class="{WIDGET_NOTE_CLASS}')
+    end = page_html.index("</div></div>", start) + len("</div></div>")
+    return page_html[:start] + new + page_html[end:]
+
+
+def test_the_page_check_fails_on_a_missing_image(browser, site_dir):
+    path = "notebooks/08_receptive_field_fcn.html"
+    page = (site_dir / path).read_text(encoding="utf-8")
+    broken = page.replace("</article>", '<img src="../_images/no-such-figure.png" alt="a figure"></article>', 1)
+    found = _check_broken(browser, site_dir, path, {path: broken.encode()})
+    assert "image not loaded: ../_images/no-such-figure.png" in found
+    assert any(p.startswith("HTTP 404") and "no-such-figure.png" in p for p in found), found
+
+
+def test_the_page_check_fails_on_a_widget_shown_as_text(browser, site_dir):
+    path = "notebooks/08_receptive_field_fcn.html"
+    page = (site_dir / path).read_text(encoding="utf-8")
+    broken = _replace_widget_note(page, "<pre>interactive(children=(IntSlider(value=3, description='kernel'),))</pre>")
+    found = _check_broken(browser, site_dir, path, {path: broken.encode()}, views=1)
+    assert "a widget is shown as the text 'interactive(children=...)'" in found
+    assert "1 widget(s) in the notebook, 0 widget note(s) on the page" in found
+
+
+def test_the_page_check_fails_when_mathjax_does_not_load(browser, site_dir):
+    """What a MathJax from a CDN looks like offline: no script, the math stays TeX source."""
+    found = _check_broken(browser, site_dir, "notebooks/10_segmentation_metrics.html",
+                          {"_static/mathjax/tex-chtml.js": None})
+    assert any(p.endswith("math elements, but MathJax not loaded") for p in found), found
+    assert any(p.startswith("HTTP 404") and "tex-chtml.js" in p for p in found), found
