@@ -1,9 +1,12 @@
 # The two commands of the course (see README.md):
 #   make lab    set up a local virtual env (.venv) and open JupyterLab on notebooks/
 #   make test   set up the same env and run every unit test and every notebook (fast + offline)
-# Authoring (README "For authors" and "For instructors"):
-#   make check, make notebooks NB=..., make refresh, make student-version
+# Authoring (README "For authors"):
+#   make check, make notebooks NB=..., make refresh
 #   make site   the course website in build/site/html (README "The course website")
+# >>> instructor-only
+# Instructors (README "For instructors"): make student-version, make grade, make release
+# <<< instructor-only
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -14,7 +17,7 @@ LAB_ARGS ?=
 BROWSER ?= 1
 NBVAL   = --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
-.PHONY: install lab test check notebooks refresh student-version site clean
+.PHONY: install lab test check notebooks refresh student-version site grade release clean
 
 install: $(VENV)/.installed
 
@@ -44,9 +47,28 @@ notebooks: install
 refresh: install
 	$(BIN)/python -m course_utils.authoring.conventions
 
+# >>> instructor-only (the student release leaves this block out)
 # Regenerate notebooks/student/ from the exercise's solution source.
 student-version: install
 	$(BIN)/python -m course_utils.authoring.student_version
+
+# Grade a folder of submissions, each kernel in a sandbox (README "For instructors"):
+#   make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv] [GRADE_ARGS="--workers 4 --fast"]
+SUBMISSIONS ?=
+OUT ?= grades.csv
+GRADE_ARGS ?=
+grade: install
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv]"; exit 2; }
+	$(BIN)/python -m course_utils.authoring.grading $(SUBMISSIONS) --out $(OUT) $(GRADE_ARGS)
+
+# Write the public student release (no solutions, no hidden tests):
+#   make release DEST=../course-release [REPO=owner/name]
+DEST ?=
+REPO ?=
+release: install
+	@test -n "$(DEST)" || { echo "usage: make release DEST=path/outside/this/repo [REPO=owner/name]"; exit 2; }
+	$(BIN)/python -m course_utils.authoring.release $(DEST) $(if $(REPO),--repo $(REPO))
+# <<< instructor-only
 
 # The course website from the committed notebooks (no re-execution); fails on any Sphinx warning.
 site: install

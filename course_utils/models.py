@@ -1,11 +1,19 @@
-"""Network building blocks and models reused across the notebooks: squeeze-and-excitation and a UNet.
+"""Network building blocks and models reused across the notebooks.
+
+- squeeze-and-excitation (:class:`SEBlock`, notebook 08) and a UNet (:class:`DoubleConv`,
+  :class:`UpBlock`, :class:`UNet`, notebooks 09 and 11);
+- DeepLab's blocks (notebook 09, used by notebook 12): :func:`conv_bn_relu`,
+  :class:`DepthwiseSeparableConv` and :class:`ASPP`.
 
 Each block is first written out in a notebook (the lecture's steps), then kept here in tidy form.
 Pretrained ImageNet classifiers (weights fetched or not) live in :mod:`course_utils.pretrained`.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -158,3 +166,95 @@ class UNet(nn.Module):
         y = self.head(y)
         log("head", y)
         return y
+
+
+# --------------------------------------------------------------------------------------------
+# DeepLab's blocks (Chen et al.): atrous convolution, depth-wise separable convolution, ASPP.
+# --------------------------------------------------------------------------------------------
+def _check_positive(block: str, **values: int) -> None:
+    for name, value in values.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{block} needs {name} to be a positive integer; got {value!r}.")
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 dilation: int = 1, groups: int = 1) -> nn.Sequential:
+    """Conv2d (no bias) -> BatchNorm2d -> ReLU, padded so that stride 1 keeps the size.
+
+    (N, C_in, H, W) -> (N, C_out, ceil(H / stride), ceil(W / stride)) for an odd ``kernel_size``.
+    The padding is ``dilation * (kernel_size // 2)``: an atrous (dilated) kernel covers
+    ``kernel_size + (kernel_size - 1) * (dilation - 1)`` pixels per side, with the same weights.
+    ``groups=in_channels`` makes it depth-wise (one filter per input channel).
+    Parameters: ``kernel_size**2 * (in_channels // groups) * out_channels + 2 * out_channels``.
+    """
+    _check_positive("conv_bn_relu", in_channels=in_channels, out_channels=out_channels,
+                    kernel_size=kernel_size, stride=stride, dilation=dilation, groups=groups)
+    if kernel_size % 2 == 0:
+        raise ValueError(f"conv_bn_relu pads by kernel_size // 2, which only keeps the size for an odd kernel; "
+                         f"got kernel_size={kernel_size}. Use 1, 3, 5, ...")
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}.")
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=dilation * (kernel_size // 2),
+                  dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DepthwiseSeparableConv(nn.Sequential):
+    """A k x k convolution split in two (MobileNet, Xception, DeepLab v3+), each step + BN + ReLU.
+
+    1. ``depthwise``: one k x k filter per input channel (``groups=C_in``), optionally strided or atrous;
+    2. ``pointwise``: a 1x1 convolution that mixes the channels.
+
+    (N, C_in, H, W) -> (N, C_out, ceil(H / stride), ceil(W / stride)).
+    Parameters: ``k*k*C_in + C_in*C_out`` weights (a plain k x k conv has ``k*k*C_in*C_out``) plus
+    ``2*C_in + 2*C_out`` for the two batch norms.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 dilation: int = 1) -> None:
+        super().__init__()
+        self.add_module("depthwise", conv_bn_relu(in_channels, in_channels, kernel_size, stride, dilation,
+                                                  groups=in_channels))
+        self.add_module("pointwise", conv_bn_relu(in_channels, out_channels, 1))
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling, as in DeepLab v3 (Chen et al. 2017) and torchvision.
+
+    Five parallel branches on the same map, each ending with ``out_channels`` channels:
+    a 1x1 conv, one 3x3 atrous conv per rate in ``rates``, and image pooling (global average ->
+    1x1 conv -> broadcast back to H x W); concatenated and mixed by a 1x1 conv (+ dropout).
+    Every conv is followed by batch norm and ReLU.
+
+    (N, in_channels, H, W) -> (N, out_channels, H, W). The default rates (6, 12, 18) are the paper's
+    for a map at 1/16 of the input; on a small map a tap that falls outside it multiplies zero padding,
+    so keep the rates below the map's size. Training needs batches of at least 2 (the pooled branch's
+    batch norm sees one value per image). With the same settings it has exactly the parameters of
+    ``torchvision.models.segmentation.deeplabv3.ASPP``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int = 256, rates: Sequence[int] = (6, 12, 18),
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        rates = tuple(rates)
+        if not rates:
+            raise ValueError("ASPP needs at least one atrous rate, e.g. rates=(6, 12, 18).")
+        _check_positive("ASPP", in_channels=in_channels, out_channels=out_channels,
+                        **{f"rates[{i}]": r for i, r in enumerate(rates)})
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"ASPP's dropout is a probability in [0, 1); got {dropout!r}.")
+        self.rates = rates
+        self.branches = nn.ModuleList([conv_bn_relu(in_channels, out_channels, 1)] +
+                                      [conv_bn_relu(in_channels, out_channels, 3, dilation=r) for r in rates])
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_bn_relu(in_channels, out_channels, 1))
+        self.project = nn.Sequential(conv_bn_relu((len(rates) + 2) * out_channels, out_channels, 1),
+                                     nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [branch(x) for branch in self.branches]
+        pooled = self.image_pool(x)                                        # (N, C_out, 1, 1)
+        outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        return self.project(torch.cat(outs, dim=1))

@@ -293,5 +293,51 @@ def empirical_receptive_field(model: nn.Module, input_size, unit: Pair | None = 
     return EmpiricalRF(grad=grad, box=box, unit=(int(row), int(col)))
 
 
+def effective_receptive_field(forward, images: torch.Tensor) -> torch.Tensor:
+    """Effective receptive field (ERF) of the centre position of ``forward(images)``.
+
+    ``forward`` maps images (N, C, H, W) to a map (N, K, h, w): a model, or one stage of an encoder
+    (``lambda x: encoder(x)[2]``). With ``y = sum_k relu(out[:, k, h // 2, w // 2])`` the ERF is
+    ``|dy / d input|`` summed over the input channels, averaged over the N images and normalised to
+    sum 1: an (H, W) float tensor of non-negative weights (unitless). The model's weights get no
+    ``.grad``. The ReLU keeps only channels that respond, so a layer whose outputs always sum to the
+    same value (LayerNorm at initialisation) still gives a gradient.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"effective_receptive_field: expected images of shape (N, C, H, W), got "
+                         f"{tuple(images.shape)}; add a batch axis with images[None]")
+    x = images.detach().clone().requires_grad_(True)
+    out = forward(x)
+    if out.dim() != 4:
+        raise ValueError(f"effective_receptive_field: forward must return a map (N, K, h, w), got shape "
+                         f"{tuple(out.shape)}; pass a segmentation model or one encoder stage, not a classifier")
+    h, w = out.shape[-2:]
+    y = out[:, :, h // 2, w // 2].relu().sum()
+    (grad,) = torch.autograd.grad(y, x)
+    g = grad.abs().sum(1).mean(0)
+    if g.sum() == 0:
+        raise ValueError("effective_receptive_field: the centre position does not depend on the input (all "
+                         "gradients are 0, e.g. every ReLU is closed); try other images or another stage")
+    return g / g.sum()
+
+
+def half_mass_radius(m: torch.Tensor) -> float:
+    """Radius in pixels of the disc around the centre ``(H // 2, W // 2)`` of ``m`` (H, W) that holds
+    half of its mass (``m`` non-negative, e.g. from :func:`effective_receptive_field`).
+
+    A single bright centre pixel gives 0.0; a flat 65x65 map gives about 26 px.
+    """
+    if m.dim() != 2:
+        raise ValueError(f"half_mass_radius: expected a 2-D map (H, W), got shape {tuple(m.shape)}")
+    if (m < 0).any() or m.sum() <= 0:
+        raise ValueError("half_mass_radius: the map must be non-negative with a positive sum (a weight per pixel)")
+    h, w = m.shape
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    r = ((yy - h // 2) ** 2 + (xx - w // 2) ** 2).float().sqrt().flatten()
+    order = r.argsort(stable=True)
+    cum = m.flatten()[order].cumsum(0)
+    return r[order][int((cum >= 0.5 * cum[-1]).nonzero()[0])].item()
+
+
 __all__ = ["receptive_field", "empirical_receptive_field", "rf_after_layer", "layer_params", "ReceptiveField",
-           "EmpiricalRF", "LayerRF", "POINTWISE", "WINDOWED"]
+           "EmpiricalRF", "LayerRF", "effective_receptive_field", "half_mass_radius", "POINTWISE", "WINDOWED"]

@@ -1,20 +1,24 @@
 """course_utils.authoring.grading on a tiny throwaway nbgrader assignment (two graded parts: 2 + 3 points).
 
 Every grade runs the real nbgrader autograde in its own process, so this file takes tens of
-seconds rather than a few; the submissions are graded two at a time.
+seconds rather than a few; the submissions are graded two at a time, each kernel in the sandbox when
+bubblewrap can run here (else without it: these tests are about grading, the sandbox has its own).
+Hostile submissions are in ``test_grading_hostile.py``.
 """
 import csv
 import json
+import os
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_utils.authoring import exercise, grading, student_version
+from course_utils.authoring import exercise, grading, sandbox, student_version
 
 pytest.importorskip("nbgrader")
 
 NAME = "tiny_exercise"
+SANDBOX = sandbox.probe()[0]
 
 
 def _cell(cell, gid, grade=False, solution=False, points=None):
@@ -80,10 +84,13 @@ def course(tmp_path_factory):
     put("edited_test", edited)
     put("renamed", _answer(blank), name="my copy")
     put("broken", text="{this is not json")
+    tampered = _answer(blank)
+    tampered.cells[-1].metadata.nbgrader["solution"] = True  # a flag of a locked test cell that nbgrader cannot undo
+    put("tampered_test", tampered)
     (subs / "absent").mkdir()
     out = root / "grades.csv"
     results = grading.grade_folder(subs, out, source, workers=2, cell_timeout=4, notebook_timeout=120,
-                                   prepare_data=False, verbose=False)
+                                   prepare_data=False, verbose=False, sandbox=SANDBOX)
     return dict(root=root, source=source, blank=blank, subs=subs, out=out, results=results, put=put)
 
 
@@ -112,8 +119,8 @@ def test_solution_full_marks_blank_zero_one_wrong_part_loses_its_points(course):
 
 def test_infinite_loop_is_cut_by_the_cell_time_limit(course):
     r = _by_student(course["results"])["loops"]
-    assert r.status == "graded" and r.parts == {"test_add": 2, "test_mul": 0}
-    assert "time limit" in r.notes
+    assert r.status == "timeout" and r.parts == {"test_add": 2, "test_mul": 0}
+    assert "4 s per-cell time limit" in r.notes
 
 
 def test_deleted_or_edited_test_cells_are_put_back(course):
@@ -124,28 +131,109 @@ def test_deleted_or_edited_test_cells_are_put_back(course):
 
 def test_broken_missing_and_renamed_submissions_do_not_stop_the_others(course):
     r = _by_student(course["results"])
-    assert (r["broken"].total, r["broken"].status) == (0, "error") and r["broken"].notes
+    assert (r["broken"].total, r["broken"].status) == (0, "error") and "not a readable notebook" in r["broken"].notes
     assert (r["absent"].total, r["absent"].status) == (0, "missing")
     assert r["renamed"].total == 5 and "my copy.ipynb" in r["renamed"].notes
 
 
-def test_csv_has_one_row_per_student_with_parts_total_and_max(course):
+def test_a_test_cell_edited_beyond_repair_is_an_error_that_says_why(course):
+    r = _by_student(course["results"])["tampered_test"]
+    assert (r.status, r.total) == ("error", 0)
+    assert "locked cell test_mul was changed" in r.notes and "checksum does not match" in r.notes
+    assert "above traceback" not in r.notes
+
+
+def test_csv_has_one_row_per_student_with_parts_total_max_status_and_mode(course):
     with open(course["out"], newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [row["student"] for row in rows] == sorted(p.name for p in course["subs"].iterdir())
-    assert list(rows[0]) == ["student", "test_add", "test_mul", "total", "max", "status", "notes"]
+    assert list(rows[0]) == ["student", "test_add", "test_mul", "total", "max", "status", "mode", "review", "notes"]
     solution = next(row for row in rows if row["student"] == "solution")
     assert (solution["test_add"], solution["test_mul"], solution["total"], solution["max"]) == ("2", "3", "5", "5")
+    assert {row["mode"] for row in rows} == {"full"}
+
+
+def test_reports_hold_the_full_note_and_the_csv_a_short_one(course):
+    reports = course["out"].parent / "grades-reports"
+    assert sorted(p.stem for p in reports.glob("*.txt")) == sorted(p.name for p in course["subs"].iterdir())
+    for r in course["results"]:
+        report = (reports / f"{r.student}.txt").read_text()
+        assert all(note in report for note in r.notes.split("; ")), r.student
+    with open(course["out"], newline="") as fh:
+        assert all(len(row["notes"]) <= grading.SHORT_NOTE + 60 for row in csv.DictReader(fh))
+
+
+def test_short_notes_are_cut_at_a_word_boundary():
+    text = "test_mul: AssertionError: " + "mul(2, 3) should be six " * 20
+    short = grading.short_note(text, 60)
+    assert len(short) <= 60 and short.endswith(" …")
+    assert text.startswith(short[:-2]) and text[len(short) - 2] == " "  # the cut falls between two words
+    assert grading.short_note("fits   as  it is", 60) == "fits as it is"
+
+
+def test_a_fast_grade_is_marked_as_a_smoke_test_in_the_csv(tmp_path):
+    results = [grading.Result("ann", {"p": 1.0}, 1.0, 2.0, "graded", mode="fast"),
+               grading.Result("bob", {"p": 2.0}, 2.0, 2.0, "graded", review=["cell 3: changes the course package"])]
+    grading.write_csv(results, tmp_path / "g.csv", ["p"])
+    with open(tmp_path / "g.csv", newline="") as fh:
+        rows = {row["student"]: row for row in csv.DictReader(fh)}
+    assert rows["ann"]["mode"] == "fast (smoke test, not a grade)" and rows["bob"]["mode"] == "full"
+    assert rows["bob"]["review"] == "1" and rows["bob"]["notes"].startswith("REVIEW 1 item(s): cell 3")
+    assert not list(tmp_path.glob(".g.csv*"))  # written through a temporary file, none left
+
+
+def test_the_template_is_read_only_hash_checked_and_rebuilt_when_changed(course):
+    work = course["root"] / ".nbgrader_work"
+    template = grading.prepare_template(course["source"], work, exercise.ASSIGNMENT)
+    digest = grading.verify_template(template)
+    db = template / "gradebook.db"
+    assert db.stat().st_mode & 0o222 == 0 and template.stat().st_mode & 0o222 == 0
+    db.chmod(0o644)
+    with open(db, "ab") as fh:
+        fh.write(b"poison")
+    with pytest.raises(RuntimeError, match="changed since it was built"):
+        grading.verify_template(template)
+    rebuilt = grading.prepare_template(course["source"], work, exercise.ASSIGNMENT)
+    assert rebuilt == template and not db.read_bytes().endswith(b"poison")
+    assert grading.verify_template(rebuilt) and digest
+    assert grading.graded_parts(template / "source" / exercise.ASSIGNMENT / f"{NAME}.ipynb") == {"test_add": 2, "test_mul": 3}
+
+
+def test_the_sandbox_gets_the_course_package_alone(tmp_path):
+    folder = grading.course_package(tmp_path)
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    assert "course_utils/__init__.py" in files and "course_utils/metrics.py" in files
+    assert not [f for f in files if f.endswith((".ipynb", ".pyc")) or not f.startswith("course_utils/")]
+    assert all(p.stat().st_mode & 0o222 == 0 for p in folder.rglob("*") if p.is_file())
+    assert grading.course_package(tmp_path) == folder  # reused while the package is unchanged
+
+
+def test_import_bindings_are_read_from_the_source(course):
+    assert grading.import_bindings(_source_notebook()) == []
+    nb = new_notebook(cells=[new_code_cell("import numpy as np\nimport os.path\nfrom course_utils import metrics as m\n"
+                                           "%matplotlib inline\nfrom x import *")])
+    assert grading.import_bindings(nb) == [["np", "numpy", None], ["os", "os", None], ["m", "course_utils", "metrics"]]
+
+
+def test_without_a_sandbox_the_grader_refuses_and_says_what_to_install(course, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    ok, message = sandbox.probe()
+    assert not ok and "apt-get install bubblewrap" in message and "--no-sandbox" in message
+    with pytest.raises(grading.SandboxUnavailable, match="bubblewrap"):
+        grading.grade_folder(course["subs"], None, course["source"], prepare_data=False, verbose=False)
+    assert grading.main([str(course["subs"]), "--source", str(course["source"])]) == 2
+    assert "apt-get install bubblewrap" in capsys.readouterr().err
 
 
 def test_regrading_is_idempotent_and_only_changed_submissions_are_regraded(course):
     before = course["out"].read_text()
     again = grading.grade_folder(course["subs"], course["out"], course["source"], workers=2, cell_timeout=4,
-                                 notebook_timeout=120, prepare_data=False, verbose=False)
+                                 notebook_timeout=120, prepare_data=False, verbose=False, sandbox=SANDBOX)
     assert all(r.cached for r in again) and course["out"].read_text() == before
     course["put"]("wrong_mul", _answer(course["blank"]))  # the student fixed mul and resubmitted
     third = _by_student(grading.grade_folder(course["subs"], course["out"], course["source"], workers=2,
-                                             cell_timeout=4, notebook_timeout=120, prepare_data=False, verbose=False))
+                                             cell_timeout=4, notebook_timeout=120, prepare_data=False, verbose=False,
+                                             sandbox=SANDBOX))
     assert [s for s, r in third.items() if not r.cached] == ["wrong_mul"]
     assert third["wrong_mul"].total == 5
     assert course["out"].read_text() != before
@@ -154,8 +242,9 @@ def test_regrading_is_idempotent_and_only_changed_submissions_are_regraded(cours
 def test_a_notebook_over_its_time_limit_is_stopped(course, tmp_path):
     template = grading.prepare_template(course["source"], course["root"] / ".nbgrader_work", exercise.ASSIGNMENT)
     sub = course["subs"] / "loops" / f"{NAME}.ipynb"
+    isolation = None if SANDBOX else grading.Isolation(sandbox=False)
     r = grading.grade_submission(sub, "slow", template, tmp_path, cell_timeout=600, notebook_timeout=8,
-                                 name=NAME)
+                                 name=NAME, isolation=isolation)
     assert (r.status, r.total, r.max) == ("timeout", 0, 5) and "8 s limit" in r.notes
 
 

@@ -176,3 +176,70 @@ def test_max_pooling_footprint_is_smaller_than_the_field():
 def test_empirical_bad_unit():
     with pytest.raises(ValueError, match="outside"):
         empirical_receptive_field(LectureNet(), (3, 16, 16), unit=(100, 0))
+
+
+# --- effective receptive field (notebooks 12 and 13) -------------------------------------------------
+
+from course_utils.receptive_field import effective_receptive_field, half_mass_radius  # noqa: E402
+
+
+def test_erf_of_a_3x3_conv_is_its_3x3_window_and_sums_to_one():
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    images = torch.rand(4, 1, 9, 9) + 0.1
+    m = effective_receptive_field(conv, images)
+    assert m.shape == (9, 9)
+    assert torch.isclose(m.sum(), torch.tensor(1.0))
+    nonzero = (m > 0).nonzero()
+    assert nonzero.min(0).values.tolist() == [3, 3] and nonzero.max(0).values.tolist() == [5, 5]
+    assert torch.allclose(m[3:6, 3:6], torch.full((3, 3), 1 / 9))
+    assert conv.weight.grad is None          # the model's weights are left alone
+
+
+def test_erf_weights_follow_the_kernel_and_ignore_closed_channels():
+    conv = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 1, 1] = 3.0          # channel 0 sees the centre pixel only, 3x
+        conv.weight[0, 0, 1, 2] = 1.0          # ... and its right neighbour, 1x
+        conv.weight[1, 0] = -1.0               # channel 1 is negative on positive images: its ReLU is closed
+    m = effective_receptive_field(conv, torch.rand(2, 1, 5, 5) + 0.1)
+    assert torch.isclose(m[2, 2], torch.tensor(0.75)) and torch.isclose(m[2, 3], torch.tensor(0.25))
+    assert torch.isclose(m.sum(), torch.tensor(1.0))
+
+
+def test_erf_speaks_to_the_student_about_bad_inputs():
+    conv = nn.Conv2d(1, 1, 3, padding=1)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        effective_receptive_field(conv, torch.rand(1, 5, 5))
+    with pytest.raises(ValueError, match="map"):
+        effective_receptive_field(nn.Sequential(conv, nn.Flatten()), torch.rand(1, 1, 5, 5))
+    dead = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        dead.weight.fill_(-1.0)
+    with pytest.raises(ValueError, match="does not depend"):
+        effective_receptive_field(dead, torch.rand(1, 1, 5, 5) + 0.1)
+
+
+def test_half_mass_radius_of_a_point_a_ring_and_a_flat_map():
+    point = torch.zeros(9, 9)
+    point[4, 4] = 1.0
+    assert half_mass_radius(point) == 0.0
+    plus = torch.zeros(9, 9)
+    plus[4, 4] = 0.2
+    plus[4, 5] = plus[4, 3] = plus[3, 4] = plus[5, 4] = 0.2   # 0.2 at the centre, 0.8 at distance 1
+    assert half_mass_radius(plus) == 1.0
+    flat = torch.full((65, 65), 1 / 65 ** 2)
+    # half of the 4225 pixels lie within r of the centre when pi r^2 = 4225 / 2, r ~ 25.9
+    assert 25 <= half_mass_radius(flat) <= 27
+    assert half_mass_radius(flat * 7) == half_mass_radius(flat)     # the scale does not matter
+
+
+def test_half_mass_radius_rejects_bad_maps():
+    with pytest.raises(ValueError, match="2-D"):
+        half_mass_radius(torch.ones(1, 5, 5))
+    with pytest.raises(ValueError, match="non-negative"):
+        half_mass_radius(-torch.ones(5, 5))
+    with pytest.raises(ValueError, match="non-negative"):
+        half_mass_radius(torch.zeros(5, 5))

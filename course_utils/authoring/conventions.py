@@ -6,6 +6,8 @@ Usage (from the repository root)::
     python -m course_utils.authoring.conventions --check    # exit 1 if any notebook breaks a convention
 
 The repository address lives here, in ``GITHUB_REPO``: a fork changes it once and reruns the tool.
+It is the PUBLIC repository students open (the student release, see :mod:`.release`), never the
+instructor's repository that holds the solutions: the setup cell clones it on Colab.
 Executing notebooks is :mod:`course_utils.authoring.execute`.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import nbformat
 from ..core import repo_root
 from .prose_numbers import stale_numbers
 
-GITHUB_REPO = "cnn-seg-course/2d-cnns-semantic-segmentation"
+GITHUB_REPO = "cnn-seg-course/2d-cnns-semantic-segmentation"  # the public release; `release --repo` rewrites it
 BRANCH = "main"
 REPO_NAME = GITHUB_REPO.split("/")[1]
 

@@ -12,21 +12,15 @@ from typing import Any
 from ..core import repo_root
 
 
-def _root() -> Path:
-    root = repo_root()
-    if root is None:
-        raise RuntimeError("the authoring tools work on a checkout of the course repository (notebooks/ next to "
-                           "course_utils/); install it with `pip install -e .` from the clone.")
-    return root
-
-
-ROOT: Path = _root()
-"""The repository checkout these tools work on."""
+ROOT: Path = repo_root() or Path(__file__).resolve().parents[2]
+"""The repository checkout these tools work on. Outside a checkout (the course package on its own, as
+in the grader's sandbox, where hidden tests may import this module) it is the folder above the
+package, and :data:`SOURCE` and :data:`STUDENT` do not exist there."""
 NOTEBOOK = "11_exercise_unet_voc64"
 """File name (without .ipynb) of the exercise, in the source and in every submission."""
 SOURCE: Path = ROOT / "notebooks" / f"{NOTEBOOK}.ipynb"
-"""The solution source: solutions between ``### BEGIN/END SOLUTION``, hidden tests between
-``### BEGIN/END HIDDEN TESTS``, nbgrader cell metadata. Never handed to students."""
+"""The solution source: solutions and hidden tests between nbgrader's markers, nbgrader cell
+metadata. Never handed to students (the student release leaves it out)."""
 STUDENT: Path = ROOT / "notebooks" / "student" / f"{NOTEBOOK}.ipynb"
 """The generated student version (committed, kept in sync by ``student_version``)."""
 ASSIGNMENT = "unet_voc64"
