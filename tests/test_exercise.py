@@ -320,6 +320,31 @@ def test_every_name_a_test_cell_uses_is_named_in_the_instructions():
             assert not missing, f"{_gid(cell)} uses {sorted(missing)}, which the instructions never name"
 
 
+def test_no_test_cell_rebinds_a_name_the_instructors_cells_import():
+    """The grader puts every name the instructor's cells import (np, torch, copy...) back after each test
+    cell and voids the test if one had changed: a test cell that assigns such a name scores zero for
+    every student. (Part 2's hidden test once stored a folder in `copy`.)"""
+    nb = _source()
+    imported = set()
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and not meta.get("solution"):
+            source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            imported.update((a.asname or a.name).split(".")[0] for node in ast.walk(tree)
+                            if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names)
+    assert {"np", "torch", "copy"} <= imported
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+            tree = ast.parse(cell.source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", ""))
+            stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            stored |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            assert not stored & imported, f"{_gid(cell)} assigns {sorted(stored & imported)}, names an instructor cell imports"
+
+
 def test_student_version_has_no_solution_and_no_hidden_test():
     text = "\n".join(c.source for c in _student().cells)
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "load_small" not in text
