@@ -275,7 +275,7 @@ def test_student_version_has_no_solutions_and_every_part_has_a_test(fresh_studen
     assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
     assert text.count("raise NotImplementedError()") == 5  # one per part the student writes
     parts = grading.graded_parts(exercise.SOURCE)
-    assert parts == grading.graded_parts(fresh_student_version) and sum(parts.values()) == 12
+    assert parts == grading.graded_parts(fresh_student_version) and sum(parts.values()) == 15  # 2 + 4 + 4 + 1 + 2 + 2
 
 
 def test_sync_check_notices_a_stale_student_version(fresh_student_version, tmp_path):

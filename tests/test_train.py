@@ -50,6 +50,7 @@ def test_fit_learns_the_toy_task_and_logs_every_epoch(capsys):
     assert after["loss"] < before["loss"] and after["mean_iou"] > 0.8
     assert hist["val_mean_iou"][hist.best_epoch - 1] == pytest.approx(after["mean_iou"])  # one name, one number
     assert len(hist.epoch_seconds) == 6 and all(v > 0 for v in hist.img_per_s)
+    assert len(hist.val_seconds) == 6 and all(v > 0 for v in hist.val_seconds)
     out = capsys.readouterr()
     assert out.out.count("epoch ") == 6 and "val_mean_iou" in out.out
     assert out.err == ""  # progress=False: no bar
@@ -116,7 +117,7 @@ def test_monitor_on_loss_picks_the_minimum_and_bad_monitor_is_explained():
 def test_without_validation_the_train_metric_is_monitored():
     tr, _ = loaders()
     hist = train.fit(tiny_model(), tr, None, epochs=2, num_classes=C, progress=False, verbose=False)
-    assert hist.monitor == "train_mean_iou" and "val_loss" not in hist
+    assert hist.monitor == "train_mean_iou" and "val_loss" not in hist and hist.val_seconds == []
 
 
 def test_nan_loss_stops_training_with_a_clear_error():
@@ -219,3 +220,105 @@ def test_evaluate_and_predict_keep_a_frozen_backbone_in_eval_mode():
     assert model.training and not model[1].training
     train.predict(model, torch.randn(2, 3, 8, 8))
     assert model.training and not model[1].training
+
+
+# ---- speed contract: nothing inside an epoch waits for the device --------------------------------
+
+_READS = {"item", "__bool__", "tolist", "numpy", "cpu", "__float__", "__int__", "__index__", "unique",
+          "_unique2", "nonzero"}
+
+
+class _CountReads(torch.overrides.TorchFunctionMode):
+    """Counts the tensor calls that copy a value back to the host (a GPU sync on CUDA)."""
+
+    def __init__(self):
+        super().__init__()
+        self.reads = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in _READS:
+            self.reads += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _reads_during_fit(n_batches):
+    x, y = toy_data(4 * n_batches)
+    batches = [(x[i:i + 4], y[i:i + 4]) for i in range(0, len(x), 4)]
+    model = tiny_model()
+    with _CountReads() as counter:  # SGD: its step reads nothing back (Adam reads its CPU step counter)
+        train.fit(model, batches, batches, epochs=2, num_classes=C, progress=False, verbose=False,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    return counter.reads
+
+
+def test_fit_reads_back_a_fixed_number_of_values_per_epoch_whatever_the_batch_count():
+    few, many = _reads_during_fit(2), _reads_during_fit(7)
+    assert few == many, f"{few} reads for 2 batches, {many} for 7: something waits for the device per batch"
+
+
+def test_confusion_add_matches_the_metrics_module():
+    from course_utils import metrics
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 5, (3, 7, 9), generator=g)
+    target[:, :2] = 255
+    pred = torch.randint(0, 5, (3, 7, 9), generator=g)
+    cm_flat = torch.zeros(26, dtype=torch.long)
+    train._confusion_add(cm_flat, pred, target, 5, 255)
+    train._confusion_add(cm_flat, pred[:1], target[:1], 5, 255)
+    ref = metrics.confusion_matrix(pred, target, 5) + metrics.confusion_matrix(pred[:1], target[:1], 5)
+    np.testing.assert_array_equal(cm_flat[:-1].reshape(5, 5).numpy(), ref)
+    assert int(cm_flat[-1]) == int((target == 255).sum() + (target[:1] == 255).sum())  # void bin
+
+
+def test_all_void_batch_is_left_out_of_the_training_loss():
+    x, y = toy_data(8)
+    model = tiny_model()
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(model(x[:4]), y[:4], ignore_index=255).item()
+    batches = [(x[:4], y[:4]), (x[4:], torch.full_like(y[4:], 255))]
+    hist = train.fit(model, batches, None, epochs=1, num_classes=C, progress=False, verbose=False,
+                     optimizer=torch.optim.SGD(model.parameters(), lr=0.0))
+    assert hist["train_loss"][0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_nan_loss_is_reported_with_its_epoch():
+    tr, _ = loaders()
+    calls = []
+
+    def loss_nan_in_epoch_2(logits, masks):
+        calls.append(1)
+        loss = nn.functional.cross_entropy(logits, masks, ignore_index=255)
+        return loss * float("nan") if len(calls) > len(tr) else loss
+
+    with pytest.raises(FloatingPointError, match="epoch 2"):
+        train.fit(tiny_model(), tr, None, epochs=3, num_classes=C, loss_fn=loss_nan_in_epoch_2, progress=False,
+                  verbose=False)
+
+
+def test_device_loader_moves_finishes_and_feeds_fit_and_show_predictions():
+    matplotlib.use("Agg")
+    x, y = toy_data(6)
+    raw = DataLoader(TensorDataset((x.clamp(-2, 2) * 60 + 128).byte().permute(0, 2, 3, 1), y.byte()), batch_size=4)
+
+    def finish(images, masks):  # uint8 (N, H, W, 3) -> float (N, 3, H, W); masks to int64
+        return (images.permute(0, 3, 1, 2).float() - 128) / 60, masks.long()
+
+    loader = train.DeviceLoader(raw, "cpu", finish)
+    assert len(loader) == 2 and loader.dataset is raw.dataset and "cpu" in repr(loader)
+    batches = list(loader)
+    assert [tuple(b[0].shape) for b in batches] == [(4, 3, 8, 8), (2, 3, 8, 8)]
+    assert batches[0][0].dtype == torch.float32 and batches[0][1].dtype == torch.int64
+    assert list(train.DeviceLoader(raw, "cpu"))[0][0].dtype == torch.uint8  # no transform: as is
+    hist = train.fit(tiny_model(), loader, loader, epochs=1, num_classes=C, progress=False, verbose=False)
+    assert math.isfinite(hist["val_loss"][0])
+    fig = train.show_predictions(tiny_model(), loader, n=3, mean=None, std=None)
+    assert len(fig.axes) == 9
+
+
+def test_measure_throughput_amp_choice():
+    model = tiny_model()
+    assert train.measure_throughput(model, batch_size=2, image_size=8, num_classes=C, steps=1, amp=None) > 0
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            train.measure_throughput(model, batch_size=2, image_size=8, num_classes=C, steps=1, amp=True)

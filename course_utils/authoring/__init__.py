@@ -4,7 +4,7 @@
                             (``python -m course_utils.authoring.conventions [--check]``)
 - :mod:`.execute`           re-execute notebooks in full mode and store their outputs
 - :mod:`.exercise`          which notebook is the graded exercise (source, student version, assignment)
-- :mod:`.loader_benchmark`  time ways of feeding 64x64 VOC samples to a network
+                            and the re-use check its hidden tests call
 - :mod:`.site`              the course website from the committed notebooks (``make site``)
 
 Instructors only (the student release, :mod:`.release`, leaves these out):
@@ -15,6 +15,8 @@ Instructors only (the student release, :mod:`.release`, leaves these out):
                             :mod:`.sandbox` (bubblewrap), with :mod:`.grader_kernel` (restore + nonce,
                             kernel side in :mod:`.kernel_guard`) and :mod:`.submission_checks` (review flags)
 - :mod:`.release`           write the public student release (no solutions, no hidden tests)
+- :mod:`.loader_benchmark`  time the exercise's reference data pipeline (read from the solution source)
+                            against decoding every sample
 
 Teaching modules (``course_utils.*``) never import from here; ``tests/test_package_structure.py``
 checks it.

@@ -1,248 +1,222 @@
-"""Time ways of feeding 64x64 PASCAL VOC samples to a network, on ONE CPU thread (an author's tool).
+"""Time the exercise's training data pipeline, as the solution source writes it, on ONE CPU thread.
 
 Usage (from the repository root)::
 
-    python -m course_utils.authoring.loader_benchmark            # real VOC if present, else the generated set
+    python -m course_utils.authoring.loader_benchmark                 # a generated VOC of real-VOC size
+    python -m course_utils.authoring.loader_benchmark --root PATH     # PATH contains VOCdevkit/ (real VOC)
 
-Three pipelines: naive (decode the full JPEG + Albumentations per sample), in memory
-(``VOCVariation(..., preload_px=80)`` + the same Albumentations transform per sample) and
-:class:`FastVOCLoader` (in memory, whole-batch augmentation). It never downloads.
+Two pipelines over one epoch of the training split (1456 images for the 2913 of VOC 2012):
+
+- naive: what the exercise did before: decode the full-size JPEG and PNG of every sample in every epoch,
+  then augment and normalise it per sample with Albumentations (``SmallestMaxSize``, crop, flip,
+  ``ColorJitter``, ``Normalize``, ``ToTensorV2``), batched by a ``DataLoader``;
+- cached: the reference solution of notebook 11, run from the source notebook itself: its ``transforms``
+  and ``dataset`` solution cells (decode once at ``LOAD_PX``, crop + flip per sample, uint8 batches),
+  one epoch of its ``train_loader`` with ``num_workers=0``. The per-batch device step
+  (``normalize(colour_jitter(...))``) is timed apart: on a GPU it runs there, not on the CPU.
+
+Without ``--root`` the data is a generated set of ``--images`` images (default 2913) in
+``data_dir()/toy-voc-<images>``, built once. Never downloads. Figures are samples per second of
+CPU time of this process (the fair figure on a shared machine) and of wall time.
 """
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
+import io
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import cv2
+import nbformat
 import numpy as np
 import torch
 
 from ..core import data_dir
 from ..pretrained import IMAGENET_MEAN, IMAGENET_STD
-from ..voc import IGNORE_INDEX, is_generated, voc_is_complete
-from ..voc_dataset import VOCVariation, voc_transforms
-from ..voc_generated import TOY_VOC_IMAGES, make_toy_voc
+from ..voc import is_generated, voc_is_complete
+from ..voc_generated import make_toy_voc
+from .exercise import SOURCE
+
+REAL_VOC_IMAGES = 2913
+"""Images in VOC 2012's segmentation ``trainval``: the train split of the exercise has half of them."""
 
 
-def _rrc_boxes(rng: np.random.Generator, hw: np.ndarray, scale: tuple[float, float],
-               ratio: tuple[float, float], tries: int = 10) -> np.ndarray:
-    """RandomResizedCrop boxes (y, x, h, w) for images of sizes ``hw`` (N, 2), torchvision's rule:
-    area fraction ~ U(scale), log aspect ~ U(log ratio); first of ``tries`` that fits, else centre."""
-    n = len(hw)
-    H, W = hw[:, :1].astype(np.float64), hw[:, 1:].astype(np.float64)
-    area = H * W * rng.uniform(*scale, size=(n, tries))
-    r = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), size=(n, tries)))
-    w, h = np.rint(np.sqrt(area * r)), np.rint(np.sqrt(area / r))
-    ok = (w > 0) & (h > 0) & (w <= W) & (h <= H)
-    first = ok.argmax(1)
-    rows = np.arange(n)
-    h, w, ok = h[rows, first], w[rows, first], ok[rows, first]
-    # fallback (no try fits): the largest centred crop with the aspect ratio clamped to ``ratio``
-    aspect = np.clip(W[:, 0] / H[:, 0], *ratio)
-    fw = np.where(W[:, 0] / H[:, 0] > aspect, np.rint(H[:, 0] * aspect), W[:, 0])
-    fh = np.where(W[:, 0] / H[:, 0] > aspect, H[:, 0], np.rint(W[:, 0] / aspect))
-    h, w = np.where(ok, h, fh).astype(np.int64), np.where(ok, w, fw).astype(np.int64)
-    y = np.where(ok, np.floor(rng.random(n) * (hw[:, 0] - h + 1)), (hw[:, 0] - h) // 2).astype(np.int64)
-    x = np.where(ok, np.floor(rng.random(n) * (hw[:, 1] - w + 1)), (hw[:, 1] - w) // 2).astype(np.int64)
-    return np.stack([y, x, h, w], 1)
+def solution_namespace(root: Path, source: Path = SOURCE, load_px: int | None = None) -> dict:
+    """Run the exercise's ``transforms`` and ``dataset`` solution cells (and the notebook's function
+    definitions that finish a batch) on the data at ``root``, on the CPU; return their namespace.
 
-
-def _colour_matrices(rng: np.random.Generator, n: int, p: float, brightness: float, contrast: float,
-                     saturation: float, hue: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-image random brightness, saturation and hue as one 3x3 RGB matrix each (N, 3, 3), plus
-    the contrast factors (N,): all four are linear maps of the colour, so they compose."""
-    on = rng.random(n) < p
-    b = np.where(on, rng.uniform(1 - brightness, 1 + brightness, n), 1.0)
-    c = np.where(on, rng.uniform(1 - contrast, 1 + contrast, n), 1.0)
-    s = np.where(on, rng.uniform(1 - saturation, 1 + saturation, n), 1.0)
-    t = np.where(on, rng.uniform(-hue, hue, n), 0.0) * 2 * np.pi
-    gray = np.array([0.299, 0.587, 0.114])
-    # saturation: blend with the gray value; hue: rotate the chroma plane of YIQ by angle t
-    sat = s[:, None, None] * np.eye(3) + (1 - s)[:, None, None] * np.tile(gray, (3, 1))
-    yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-    rot = np.zeros((n, 3, 3))
-    rot[:, 0, 0] = 1
-    rot[:, 1, 1] = rot[:, 2, 2] = np.cos(t)
-    rot[:, 1, 2], rot[:, 2, 1] = -np.sin(t), np.sin(t)
-    hue_m = np.linalg.inv(yiq) @ rot @ yiq
-    return hue_m @ sat * b[:, None, None], c, on
-
-
-class FastVOCLoader:
-    """The fast path: batches like a ``DataLoader`` over a :class:`VOCVariation`, at about 10x the
-    speed of per-sample Albumentations, for the 64x64 exercise.
-
-    It reads the samples once through the dataset's public ``load(i)`` (so build the dataset with
-    ``preload_px=80`` to keep that cheap) and applies
-    the augmentation of :func:`voc_transforms` with the same parameters, written for whole batches:
-    per image only a crop and one ``cv2.resize`` (image bilinear, mask nearest); then, for the whole
-    batch at once, horizontal flips and the colour jitter (brightness, contrast, saturation, hue as
-    one 3x3 matrix per image) fused with the ImageNet normalisation. Differences from the
-    Albumentations pipeline: the jitter is applied in a fixed order and values are not clipped to
-    0..255 between the colour steps. ``train=False`` is the deterministic eval transform
-    (longest side to ``size``, void padding) and gives the same masks as ``voc_transforms(train=False)``.
-
-    The loader does its own augmentation, so the dataset must have no ``transform`` (a ValueError says so).
-    Yields ``(images, masks)``: float32 (N, 3, size, size) and int64 (N, size, size), 255 = void.
-    ``shuffle`` defaults to ``train``; each epoch draws new crops from a generator seeded with ``seed``.
+    The notebook's constants come from its own sizes cell where they do not depend on the mode; the
+    training set is the whole train split (``TRAIN_LIMIT = None``), validation and test are left empty.
     """
+    import albumentations as A
+    from PIL import Image
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
 
-    def __init__(self, dataset: VOCVariation, batch_size: int = 64, shuffle: bool | None = None,
-                 train: bool = True, size: int = 64, drop_last: bool = False, seed: int = 0) -> None:
-        if not isinstance(dataset, VOCVariation):
-            raise TypeError(f"FastVOCLoader needs a VOCVariation, got {type(dataset).__name__}; for other "
-                            "datasets use torch.utils.data.DataLoader with a transform.")
-        if dataset.transform is not None:
-            raise ValueError("FastVOCLoader augments whole batches itself and would ignore the dataset's transform; "
-                             "pass VOCVariation(root, split, transform=None, preload_px=80).")
-        if batch_size < 1 or size < 8:
-            raise ValueError(f"batch_size must be >= 1 and size >= 8, got {batch_size} and {size}.")
-        pairs = [dataset.load(i) for i in range(len(dataset))]
-        self.images, self.masks = [p[0] for p in pairs], [p[1] for p in pairs]
-        self.dataset, self.batch_size, self.train, self.size = dataset, int(batch_size), train, int(size)
-        self.shuffle = train if shuffle is None else shuffle
-        self.drop_last = drop_last
-        self.rng = np.random.default_rng(seed)
-        self.hw = np.array([m.shape for m in self.masks], dtype=np.int64)
-        self.mean = np.array(IMAGENET_MEAN) * 255
-        self.std = np.array(IMAGENET_STD) * 255
-
-    def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.dataset)
-        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
-        for k in range(len(self)):
-            yield self._batch(order[k * self.batch_size:(k + 1) * self.batch_size])
-
-    def _batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        S, n = self.size, len(idx)
-        images, masks = self.images, self.masks
-        out_i = np.zeros((n, S, S, 3), np.uint8)
-        out_m = np.full((n, S, S), IGNORE_INDEX, np.uint8)
-        if self.train:
-            boxes = _rrc_boxes(self.rng, self.hw[idx], (0.25, 1.0), (0.8, 1.25))
-            flips = (self.rng.random(n) < 0.5).tolist()
-            for j, (i, (y, x, h, w), flip) in enumerate(zip(idx.tolist(), boxes.tolist(), flips)):
-                cv2.resize(images[i][y:y + h, x:x + w], (S, S), out_i[j], interpolation=cv2.INTER_LINEAR)
-                cv2.resize(masks[i][y:y + h, x:x + w], (S, S), out_m[j], interpolation=cv2.INTER_NEAREST)
-                if flip:
-                    cv2.flip(out_i[j], 1, out_i[j])
-                    cv2.flip(out_m[j], 1, out_m[j])
-            colour, contrast, _ = _colour_matrices(self.rng, n, 0.5, 0.2, 0.2, 0.2, 0.02)
-        else:
-            for j, i in enumerate(idx.tolist()):
-                h, w = self.hw[i].tolist()
-                scale = S / max(h, w)
-                nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-                top, left = (S - nh) // 2, (S - nw) // 2
-                cv2.resize(images[i], (nw, nh), out_i[j, top:top + nh, left:left + nw], interpolation=cv2.INTER_LINEAR)
-                cv2.resize(masks[i], (nw, nh), out_m[j, top:top + nh, left:left + nw], interpolation=cv2.INTER_NEAREST)
-            colour, contrast = np.tile(np.eye(3), (n, 1, 1)), np.ones(n)
-        # Everything after the crop is one affine map of the colour per image, y = A x + o:
-        # colour matrix M, then contrast c around the mean gray g of M x, then (y - mean) / std.
-        x = torch.from_numpy(out_i).permute(0, 3, 1, 2).reshape(n, 3, S * S).float()
-        mean_rgb = x.mean(2).double().numpy()                            # (N, 3) before jitter
-        gray = np.array([0.299, 0.587, 0.114])
-        g = np.einsum("k,nkl,nl->n", gray, colour, mean_rgb)              # mean gray after M
-        A = contrast[:, None, None] * colour / self.std[None, :, None]
-        o = ((1 - contrast)[:, None] * g[:, None] - self.mean[None, :]) / self.std[None, :]
-        images_t = torch.baddbmm(torch.from_numpy(o).float()[:, :, None], torch.from_numpy(A).float(), x)
-        return images_t.reshape(n, 3, S, S), torch.from_numpy(out_m).long()
+    nb = nbformat.read(source, as_version=4)
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells if c.cell_type == "code"}
+    missing = [gid for gid in ("transforms", "dataset") if gid not in cells]
+    if missing:
+        raise ValueError(f"{source.name} has no solution cell {missing}; is it the exercise's solution source?")
+    constants = _constants(nb)
+    ns: dict = {"__name__": "__main__", "np": np, "torch": torch, "nn": nn, "cv2": cv2, "A": A, "Image": Image,
+                "DataLoader": DataLoader, "Dataset": Dataset, "Path": Path, "IMAGENET_MEAN": IMAGENET_MEAN,
+                "IMAGENET_STD": IMAGENET_STD, "DEVICE": torch.device("cpu"), "LOADER_KW": {"num_workers": 0},
+                "root": Path(root), "voc": Path(root) / "VOCdevkit" / "VOC2012",
+                **constants, "TRAIN_LIMIT": None, "EVAL_LIMIT": 0}
+    if load_px is not None:
+        ns["LOAD_PX"] = load_px
+    with contextlib.redirect_stdout(io.StringIO()):  # the cells' own prints
+        for gid in ("transforms", "dataset"):
+            exec(compile(cells[gid], f"<{source.name}:{gid}>", "exec"), ns)
+    finishing = next((c.source for c in nb.cells if c.cell_type == "code" and "def colour_jitter" in c.source), None)
+    if finishing is not None:  # only its function definitions, not the cell's timing loop
+        tree = ast.parse(finishing)
+        tree.body = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+        exec(compile(tree, f"<{source.name}:finish>", "exec"), ns)
+    return ns
 
 
-# ------------------------------------------------------------------ the benchmark
+def _constants(nb: nbformat.NotebookNode) -> dict:
+    """SIZE, LOAD_PX, SEED and BATCH_SIZE as the notebook's sizes cell sets them (plain literals)."""
+    found = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            body = ast.parse(cell.source).body
+        except SyntaxError:  # IPython syntax (the setup cell's !git, %pip)
+            continue
+        for node in body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                    and node.targets[0].id in ("SIZE", "LOAD_PX", "SEED", "BATCH_SIZE")
+                    and isinstance(node.value, ast.Constant)):
+                found.setdefault(node.targets[0].id, node.value.value)
+    missing = {"SIZE", "LOAD_PX", "SEED", "BATCH_SIZE"} - set(found)
+    if missing:
+        raise ValueError(f"the notebook sets no plain value for {sorted(missing)}")
+    return found
+
+
+def _naive_loader(root: Path, ids: list[str], size: int, batch_size: int, seed: int):
+    """The pipeline the exercise used before: full decode + full Albumentations chain per sample."""
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+    from PIL import Image
+    from torch.utils.data import DataLoader
+
+    voc = Path(root) / "VOCdevkit" / "VOC2012"
+    chain = A.Compose([A.SmallestMaxSize(max_size=size), A.RandomCrop(size, size), A.HorizontalFlip(),
+                       A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
+                       A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()], seed=seed)
+
+    class Naive:
+        def __len__(self) -> int:
+            return len(ids)
+
+        def __getitem__(self, i: int):
+            image = np.asarray(Image.open(voc / "JPEGImages" / f"{ids[i]}.jpg").convert("RGB"))
+            mask = np.asarray(Image.open(voc / "SegmentationClass" / f"{ids[i]}.png"))
+            out = chain(image=image, mask=mask)
+            return out["image"], out["mask"].long()
+
+    return DataLoader(Naive(), batch_size=batch_size, shuffle=True)
+
+
 def _rate(run: Callable[[], int], repeats: int) -> tuple[float, float]:
-    """Median samples/s over ``repeats`` runs: (per second of wall time, per second of CPU time)."""
-    wall, cpu = [], []
+    """Median samples/s over ``repeats`` runs: (per second of CPU time of this process, per second of wall time)."""
+    cpu, wall = [], []
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
         n = run()
-        wall.append(n / (time.perf_counter() - t))
         cpu.append(n / max(time.process_time() - c, 1e-9))
-    return float(np.median(wall)), float(np.median(cpu))
+        wall.append(n / max(time.perf_counter() - t, 1e-9))
+    return float(np.median(cpu)), float(np.median(wall))
 
 
-def benchmark(root: str | os.PathLike | None = None, repeats: int = 3, size: int = 64,
-              n_naive: int = 200, n_fast: int = 12800) -> dict[str, tuple[float, float]]:
-    """Measure training samples/s of three ways to feed the 64x64 exercise, on ONE CPU thread.
+def benchmark(root: str | os.PathLike | None = None, images: int = REAL_VOC_IMAGES, repeats: int = 3,
+              n_naive: int = 256, source: Path = SOURCE) -> dict[str, tuple[float, float]]:
+    """Samples per second (CPU time, wall time) of the exercise's training pipelines on ONE thread.
 
-    - naive: :class:`VOCVariation` + ``voc_transforms(size)``: decode the full JPEG every time;
-    - memory: the same, with ``preload_px=80`` (arrays in memory, same Albumentations transform);
-    - fast: :class:`FastVOCLoader` (in memory, whole-batch augmentation), batches of 64.
-    Uses the dataset at ``root`` (default ``data_dir()``) when there is one, else the generated one at
-    ``root/toy-voc`` (VOC-sized JPEGs; built if needed). Never downloads. Prints a table and returns
-    ``{name: (samples per wall second, samples per CPU second)}`` (medians of ``repeats`` runs). CPU
-    seconds count only this process, so they are the fairer figure on a shared machine.
+    ``root``: a folder that contains ``VOCdevkit/`` (real VOC); default: a generated set of ``images``
+    images in ``data_dir()/toy-voc-<images>`` (built once). Keys of the result: ``naive`` (decode +
+    augment every sample, measured on ``n_naive`` samples), ``cached`` (the reference solution: one
+    epoch of its ``train_loader``), ``device_step`` (its per-batch ``normalize(colour_jitter(...))``,
+    here on the CPU). Also prints a table with the one-off decode time.
     """
     threads = (torch.get_num_threads(), cv2.getNumThreads())
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     try:
-        return _benchmark(root, repeats, size, n_naive, n_fast)
+        return _benchmark(root, images, repeats, n_naive, source)
     finally:
         torch.set_num_threads(threads[0])
         cv2.setNumThreads(threads[1])
 
 
-def _benchmark(root: str | os.PathLike | None, repeats: int, size: int, n_naive: int,
-               n_fast: int) -> dict[str, tuple[float, float]]:
-    root = Path(root) if root is not None else data_dir()
-    if not voc_is_complete(root):  # no dataset (real or generated) there: the generated one beside it
-        root = make_toy_voc(root / "toy-voc", TOY_VOC_IMAGES)
+def _benchmark(root, images: int, repeats: int, n_naive: int, source: Path) -> dict[str, tuple[float, float]]:
+    if root is None:
+        root = data_dir() / f"toy-voc-{images}"
+        if not voc_is_complete(root):
+            print(f"building a generated VOC of {images} images (once) ...", flush=True)
+        make_toy_voc(root, images)
+    root = Path(root)
+    start_cpu, start = time.process_time(), time.perf_counter()
+    ns = solution_namespace(root, source)
+    decode_cpu, decode_wall = time.process_time() - start_cpu, time.perf_counter() - start
+    train_loader, size, batch = ns["train_loader"], ns["SIZE"], ns["BATCH_SIZE"]
+    n_train = len(train_loader.dataset)
+    naive = _naive_loader(root, list(ns["splits"]["train"]), size, batch, ns["SEED"])
+
+    def epoch() -> int:
+        return sum(len(images) for images, _ in train_loader)
+
+    def naive_part() -> int:
+        seen = 0
+        for x, _ in naive:
+            seen += len(x)
+            if seen >= n_naive:
+                break
+        return seen
+
+    batches = [b for b, _ in zip(train_loader, range(8))]
+
+    def device_step() -> int:
+        finish = ns.get("finish_train")
+        for images, masks in batches:
+            finish(images, masks) if finish else ns["normalize"](images)
+        return sum(len(b[0]) for b in batches)
+
+    results = {"naive": _rate(naive_part, repeats), "cached": _rate(epoch, repeats),
+               "device_step": _rate(device_step, repeats)}
     kind = "generated" if is_generated(root) else "real"
-    naive = VOCVariation(root, "train", voc_transforms(size))
-    start = time.perf_counter()
-    memory = VOCVariation(root, "train", voc_transforms(size), preload_px=80)
-    in_memory = VOCVariation(root, "train", preload_px=80)  # the same arrays (cached), no transform
-    preload_s = time.perf_counter() - start
-    fast = FastVOCLoader(in_memory, batch_size=64, size=size)
-
-    def per_sample(ds: VOCVariation, n: int) -> Callable[[], int]:
-        def run() -> int:
-            for i in range(n):
-                ds[i % len(ds)]
-            return n
-        return run
-
-    def batches() -> int:
-        n = 0
-        while n < n_fast:
-            for x, _ in fast:
-                n += len(x)
-        return n
-
-    results = {"naive": _rate(per_sample(naive, n_naive), repeats),
-               "memory": _rate(per_sample(memory, 10 * n_naive), repeats),
-               "fast": _rate(batches, repeats)}
-    shape = naive.load(0)[0].shape
-    print(f"{kind} data, train split: {len(naive)} images (first is {shape[1]}x{shape[0]} px); output {size}x{size}; "
-          f"1 CPU thread; median of {repeats} runs")
-    print(f"preload at 80 px (decode once, or read the cache): {preload_s:.2f} s")
-    print(f"{'pipeline':<58} {'samples/s (wall)':>17} {'(CPU)':>8}")
-    names = {"naive": "naive: decode the JPEG + Albumentations, per sample",
-             "memory": "in memory (preload_px=80) + Albumentations, per sample",
-             "fast": "FastVOCLoader: in memory, whole-batch augmentation"}
-    for key, (wall, cpu) in results.items():
-        print(f"{names[key]:<58} {wall:>17,.0f} {cpu:>8,.0f}")
-    print(f"fast / naive: {results['fast'][0] / results['naive'][0]:.0f}x (wall), "
-          f"{results['fast'][1] / results['naive'][1]:.0f}x (CPU)")
+    print(f"{kind} VOC at {root.name}: train split {n_train} images; batches of {batch}, {size}x{size}; "
+          f"ONE CPU thread; median of {repeats} runs")
+    print(f"decode once at LOAD_PX={ns['LOAD_PX']} (the reference VOCDataset): {decode_cpu:.1f} s CPU, "
+          f"{decode_wall:.1f} s wall, {n_train / max(decode_cpu, 1e-9):,.0f} images/s")
+    names = {"naive": "naive: decode + augment + normalise every sample",
+             "cached": "cached: reference solution, an epoch of train_loader",
+             "device_step": "its per-batch device step, here on the CPU"}
+    print(f"{'pipeline':<54} {'samples/s (CPU)':>16} {'(wall)':>9}")
+    for key, (cpu, wall) in results.items():
+        print(f"{names[key]:<54} {cpu:>16,.0f} {wall:>9,.0f}")
+    print(f"cached / naive: {results['cached'][0] / results['naive'][0]:.0f}x (CPU time)")
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils.authoring.loader_benchmark",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=None, help="folder that contains VOCdevkit/ (default: data_dir())")
+    parser.add_argument("--root", default=None, help="folder that contains VOCdevkit/ (default: a generated set)")
+    parser.add_argument("--images", type=int, default=REAL_VOC_IMAGES, help="size of the generated set")
     parser.add_argument("--repeats", type=int, default=3, help="runs per pipeline; the median is shown")
     args = parser.parse_args(argv)
-    benchmark(args.root, repeats=args.repeats)
+    benchmark(args.root, images=args.images, repeats=args.repeats)
     return 0
 
 
