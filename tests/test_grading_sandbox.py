@@ -59,7 +59,11 @@ def test_inside_the_sandbox_only_what_was_bound_is_visible_and_writable(tmp_path
     code = f"""
     import os
     print("cwd", os.getcwd(), sorted(os.listdir(".")))
-    print("repo visible", os.path.exists({str(REPO)!r}), os.path.exists({str(tmp_path)!r}))
+    # the Python environment is bound read-only where it lives; a venv inside the repository (.venv, as
+    # `make install` makes it) therefore shows the repository's folder name, holding that venv alone
+    repo = {str(REPO)!r}
+    print("repo visible", sorted(set(os.listdir(repo)) - {{".venv"}}) if os.path.isdir(repo) else [],
+          os.path.exists(repo + "/course_utils"), os.path.exists(repo + "/notebooks"), os.path.exists({str(tmp_path)!r}))
     print("data", sorted(os.listdir("/data")), os.environ.get("COURSE_DATA"), os.environ.get("MARK"))
     print("home", os.environ["HOME"], "user", os.getuid())
     for place in ("/data/x", "/usr/x", "/opt/course/x", "./x", "/tmp/x"):
@@ -74,7 +78,7 @@ def test_inside_the_sandbox_only_what_was_bound_is_visible_and_writable(tmp_path
                             submission=tmp_path / "mine")
     assert rc == 0, out
     assert "cwd /home/student/work ['answer.txt']" in out
-    assert "repo visible False False" in out
+    assert "repo visible [] False False False" in out
     assert "data [] /data x" in out and "home /home/student user 1000" in out
     assert "wrote ./x" in out and "wrote /tmp/x" in out
     for place in ("/data/x", "/usr/x", "/opt/course/x"):

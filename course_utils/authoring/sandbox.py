@@ -90,7 +90,9 @@ class Spec:
 
 
 def python_roots() -> list[str]:
-    """The folders this Python needs: its prefix (a venv) and the installation the venv points to."""
+    """The folders this Python needs: its prefix (a venv) and the installation the venv points to. Each is
+    bound read-only at its own path, so a venv inside the repository shows that folder's name, and nothing
+    else of the repository."""
     roots = []
     for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))):
         p = os.path.realpath(p)
