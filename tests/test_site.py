@@ -32,6 +32,16 @@ def test_the_site_has_every_notebook_in_order_and_the_exercise_as_its_student_ve
     assert f"notebooks/{EXERCISE}.ipynb" not in found  # the solution source is never published
 
 
+def test_in_a_release_the_student_version_alone_stands_for_the_exercise(tmp_path):
+    (tmp_path / "notebooks" / "student").mkdir(parents=True)
+    for name in ("00_start_here", "12_segmentation_architectures"):
+        (tmp_path / "notebooks" / f"{name}.ipynb").write_text("{}")
+    (tmp_path / "notebooks" / "student" / f"{EXERCISE}.ipynb").write_text("{}")
+    assert [p.as_posix() for p in site.course_notebooks(tmp_path)] == [
+        "notebooks/00_start_here.ipynb", f"notebooks/student/{EXERCISE}.ipynb",
+        "notebooks/12_segmentation_architectures.ipynb"]
+
+
 def test_a_missing_student_version_is_an_error_that_says_what_to_run(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / f"{EXERCISE}.ipynb").write_text("{}")

@@ -137,11 +137,15 @@ fails on any Sphinx warning. The site shows the student version of the exercise 
 
 def course_notebooks(root: Path) -> list[Path]:
     """The notebooks of the site, in course order, relative to ``root``: ``notebooks/NN_*.ipynb``,
-    with the exercise replaced by its student version ``notebooks/student/<exercise>.ipynb``."""
+    with the exercise replaced by its student version ``notebooks/student/<exercise>.ipynb``. In a
+    student release the solution source is absent and the student version alone stands for it."""
+    names = sorted({p.name for folder in (root / "notebooks", root / "notebooks" / "student")
+                    for p in folder.glob("[0-9][0-9]_*.ipynb")})
     found = []
-    for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        if path.stem == EXERCISE:
-            path = root / "notebooks" / "student" / path.name
+    for name in names:
+        path = root / "notebooks" / name
+        if Path(name).stem == EXERCISE or not path.exists():
+            path = root / "notebooks" / "student" / name
             if not path.exists():
                 raise FileNotFoundError(f"{path} is missing: generate the student version of the exercise "
                                         "(`python -m course_utils.authoring.student_version`)")
