@@ -207,7 +207,8 @@ def test_honest_code_is_not_flagged():
     flags = _flags("import numpy as np\nimport torch\nfrom torch import nn\nfrom course_utils import metrics, train",
                    "class Net(nn.Module):\n    def forward(self, x):\n        return x\nmodel = Net()\nmodel.eval()\n"
                    "torch.backends.cudnn.benchmark = True\nplt_settings = {'dpi': 72}\nsetattr(model, 'x', 1)",
-                   "%matplotlib inline\nhistory = train.fit(model, [], epochs=1)\nprint(np.zeros(3))")
+                   "%matplotlib inline\nhistory = train.fit(model, [], epochs=1)\nprint(np.zeros(3))",
+                   "np.save('/tmp/scratch.npy', np.zeros(3))")
     assert flags == []
 
 
@@ -226,6 +227,7 @@ def test_honest_code_is_not_flagged():
     ("import os\nos.fork()", "processes"),
     ("import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9')", "network"),
     ("open('/home/teacher/grades.csv', 'a')", "absolute path"),
+    ("open('/tmp/grading/work/results/x.json', 'w')", "absolute path"),   # the host's /tmp is not the sandbox's
     ("!curl example.org", "a shell command"),
     ("from course_utils.models import UNet\nMyUNet = UNet", "re-use of the course's UNet"),
     ("from course_utils import metrics\ndef confusion_matrix(p, t):\n    return metrics.confusion_matrix(p, t, 21)",

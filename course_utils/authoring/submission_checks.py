@@ -213,8 +213,11 @@ class _Checker(ast.NodeVisitor):
                 self.flag(node, f"re-use of {self.reuse[key]}: {full}")
 
     def visit_Constant(self, node):
+        # a file right in /tmp is the sandbox's private scratch space; a deeper /tmp path may be the
+        # grader's own folders (or a repository) on the host, so it is flagged like any other
         if isinstance(node.value, str) and re.match(r"^(/[\w.-]+){2,}/?$|^~/", node.value) \
-                and not node.value.startswith(("/tmp/", "/dev/", "/proc/self/")):
+                and not re.match(r"^/tmp/[\w.-]+$", node.value) \
+                and not node.value.startswith(("/dev/", "/proc/self/")):
             self.flag(node, f"an absolute path outside its working folder: {node.value[:80]!r}")
 
     def visit_Call(self, node):
