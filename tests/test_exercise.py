@@ -9,7 +9,12 @@ Submissions are built from the *student version*, as a student would fill it in:
   points, no other part loses any (``bug_1``'s training batches are 72 px squashed squares, which Part 2's
   test must not notice: it checks the student's dataset with its own crop);
 - ``reuse``: the reference solution, but the course's own UNet, metrics and VOC loading do the work of
-  parts 2, 3 and 5: those parts (and part 6, whose model is then not the student's) earn nothing.
+  parts 2, 3 and 5: those parts (and part 6, whose model is then not the student's) earn nothing;
+- ``patch_fit``: the reference solution, with ``course_utils.train.fit``/``evaluate`` patched so that
+  nothing trains and every evaluation is perfect: Part 6 earns nothing, the review flags it.
+
+All but ``second`` end at the last graded test (a student may delete the cells after it; they cost CI
+time only).
 
 All of them are graded in ONE call of the grader (:func:`grade`, fast mode), which takes a few minutes
 on two cores; the checks of the notebook's text and of the re-use detector run in seconds. With
@@ -26,7 +31,7 @@ import re
 import nbformat
 import pytest
 
-from course_utils.authoring import exercise, grading, student_version
+from course_utils.authoring import exercise, grading
 
 pytest.importorskip("nbgrader")
 
@@ -252,17 +257,59 @@ def _with(answers: dict[str, str], gid: str, old: str, new: str) -> dict[str, st
     return {**answers, gid: answers[gid].replace(old, new)}
 
 
+#: A hostile one: the reference answers, and ``train.fit``/``evaluate`` patched right before the training
+#: cell, so that nothing trains and every evaluation says "perfect". Part 6's test measures the model with
+#: its own code, so the trick gains nothing (and the review flags the patch).
+FIT_EVALUATE_TRICK = '''import torch as _torch
+import course_utils.train as _train
+from course_utils.voc import NUM_CLASSES as _C
+def _no_training(model, *args, **kwargs):     # no training: the model always answers "tvmonitor"
+    def constant(x):
+        out = _torch.zeros(x.shape[0], _C, *x.shape[2:], device=x.device)
+        out[:, _C - 1] = 1.0
+        return out
+    model.forward = constant
+    return None
+def _perfect(*args, **kwargs):                # and every evaluation says it is perfect
+    import numpy as np
+    c = kwargs.get("num_classes", 21)
+    return {"mean_iou": 1.0, "pixel_accuracy": 1.0, "mean_dice": 1.0, "loss": 0.0, "iou": np.ones(c),
+            "dice": np.ones(c), "cm": np.eye(c, dtype=np.int64)}
+_train.fit = _no_training
+_train.evaluate = _perfect'''
+
+
+def up_to_the_last_test(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` without the cells after its last graded test: a student may delete them, and in CI they
+    cost time only (the whole notebook runs in nbval, and ``second`` runs it all under the grader)."""
+    last_test = max(i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade"))
+    nb.cells = nb.cells[:last_test + 1]
+    return nb
+
+
+def fit_evaluate_submission() -> nbformat.NotebookNode:
+    """The reference answers, and :data:`FIT_EVALUATE_TRICK` right before the first cell that calls
+    ``train.fit`` (importable, so that an older grader can be tried on the same submission)."""
+    nb = fill(reference_answers())
+    at = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "train.fit(" in c.source
+              and not _gid(c))
+    nb.cells.insert(at, nbformat.v4.new_code_cell(FIT_EVALUATE_TRICK))
+    return up_to_the_last_test(nb)
+
+
 def submissions() -> dict[str, nbformat.NotebookNode]:
+    """Every submission of the graded world; all but ``second`` end at the last graded test."""
     ref = reference_answers()
     subs = {"second": fill(SECOND)}
     for part, (gid, old, new) in BUGS.items():
-        subs[f"bug_{part}"] = fill(_with(ref, gid, old, new))
-    subs["bug_6"] = fill(ref, extra_cells=UNTRAINED)
+        subs[f"bug_{part}"] = up_to_the_last_test(fill(_with(ref, gid, old, new)))
+    subs["bug_6"] = up_to_the_last_test(fill(ref, extra_cells=UNTRAINED))
     reuse = dict(ref)
     for gid, (old, new) in REUSE.items():
         reuse = _with(reuse, gid, old, new)
     reuse["dataset"] = "import course_utils.voc_dataset as _voc_dataset\n" + reuse["dataset"]
-    subs["reuse"] = fill(reuse)
+    subs["reuse"] = up_to_the_last_test(fill(reuse))
+    subs["patch_fit"] = fit_evaluate_submission()
     return subs
 
 
@@ -459,6 +506,14 @@ def test_reusing_the_course_solutions_earns_nothing_for_those_parts(graded):
     points = _points(r)
     assert points[2] == points[3] == points[5] == points[6] == 0, r.notes
     assert points[1] == POINTS[1] and points[4] == POINTS[4], r.notes
+
+
+def test_patching_fit_and_evaluate_gains_nothing(graded):
+    r = graded["patch_fit"]
+    points = _points(r)
+    assert points[6] == 0, r.notes
+    assert {p: v for p, v in points.items() if p != 6} == {p: v for p, v in POINTS.items() if p != 6}, r.notes
+    assert any("course_utils.train" in item for item in r.review), r.review
 
 
 def test_reuse_detector_tells_attribute_names_from_globals_and_sees_imports_inside_functions():

@@ -6,8 +6,8 @@ that calls ``course_utils.metrics``): each trick is a cell the student adds afte
 hostile submission is the student version with wrong stubs for the answers (no ``raise
 NotImplementedError``), so it is worth 0 points unless the trick works (the two tricks that read the
 solution at grading time are the answer cells themselves). The one trick aimed at the real
-exercise (patching ``course_utils.train.fit``/``evaluate``, which its hidden Part 6 test called) runs on
-notebook 11 itself, in fast mode, with the reference answers and a model that cannot learn.
+exercise (patching ``course_utils.train.fit``/``evaluate``) is graded with the exercise's other
+submissions, in tests/test_exercise.py.
 
 The builders are importable (``hostile_submissions``), so the same submissions can be graded by an older
 grader to see what each trick got before (the lead's "before" table).
@@ -372,7 +372,7 @@ def world(tmp_path_factory):
     before = {"submissions": tree_hash(subs), "repo": repo_hash(), "template": tree_hash(template)}
     settings = dict(workers=2, cell_timeout=CELL_TIMEOUT, notebook_timeout=240, prepare_data=False,
                     verbose=False, work=work)
-    start, cpu = time.perf_counter(), time.process_time()
+    start = time.perf_counter()
     results = {r.student: r for r in grading.grade_folder(subs, out, source, **settings)}
     seconds = time.perf_counter() - start
     after_run = {"cache": tree_hash(work / "results"), "csv": out.read_bytes()}
@@ -480,62 +480,3 @@ def test_each_student_has_a_report_with_the_full_note(world):
             assert note in report
         for item in result.review:
             assert item in report
-
-
-# ---------------------------------------------------------------- the real exercise: patching fit/evaluate
-
-FIT_EVALUATE_TRICK = '''import torch as _torch
-import course_utils.train as _train
-from course_utils.voc import NUM_CLASSES as _C
-def _no_training(model, *args, **kwargs):     # no training: the model always answers "tvmonitor"
-    def constant(x):
-        out = _torch.zeros(x.shape[0], _C, *x.shape[2:], device=x.device)
-        out[:, _C - 1] = 1.0
-        return out
-    model.forward = constant
-    return None
-def _perfect(*args, **kwargs):                # and every evaluation says it is perfect
-    import numpy as np
-    c = kwargs.get("num_classes", 21)
-    return {"mean_iou": 1.0, "pixel_accuracy": 1.0, "mean_dice": 1.0, "loss": 0.0, "iou": np.ones(c),
-            "dice": np.ones(c), "cm": np.eye(c, dtype=np.int64)}
-_train.fit = _no_training
-_train.evaluate = _perfect'''
-
-
-def reference_answers(source: nbformat.NotebookNode) -> dict[str, str]:
-    """Each solution cell of the source with its solution markers removed (the reference answer)."""
-    answers = {}
-    for cell in source.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("solution"):
-            answers[meta["grade_id"]] = "\n".join(line for line in cell.source.splitlines()
-                                                  if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
-    return answers
-
-
-def fit_evaluate_submission(source: nbformat.NotebookNode, student: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The reference answers, and the trick right before the first cell that calls ``train.fit``. The
-    cells after the last graded test are left out (a student may delete them): they cost CI time only."""
-    nb = fill(student, reference_answers(source))
-    at = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "train.fit(" in c.source
-              and not c.get("metadata", {}).get("nbgrader", {}).get("solution"))
-    nb.cells.insert(at, new_code_cell(FIT_EVALUATE_TRICK))
-    last_test = max(i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade"))
-    nb.cells = nb.cells[:last_test + 1]
-    return nb
-
-
-@pytest.mark.skipif(not exercise.SOURCE.exists() or not exercise.STUDENT.exists(), reason="no exercise source here")
-def test_patching_fit_and_evaluate_gains_nothing_in_the_real_exercise(tmp_path):
-    source = nbformat.read(exercise.SOURCE, as_version=4)
-    subs = tmp_path / "submissions"
-    (subs / "patcher").mkdir(parents=True)
-    nbformat.write(fit_evaluate_submission(source, nbformat.read(exercise.STUDENT, as_version=4)),
-                   subs / "patcher" / exercise.SOURCE.name)
-    (result,) = grading.grade_folder(subs, tmp_path / "grades.csv", exercise.SOURCE, workers=1, fast=True,
-                                     verbose=False, work=tmp_path / "work")
-    parts = grading.graded_parts(source)
-    assert result.parts["test_final_miou"] == 0, result.notes
-    assert result.total == sum(parts.values()) - parts["test_final_miou"], result.notes  # the honest parts count
-    assert any("course_utils.train" in item for item in result.review), result.review

@@ -67,7 +67,7 @@ from nbgrader.api import Gradebook
 from . import sandbox as sbx
 from .exercise import ASSIGNMENT, NOTEBOOK, SOURCE
 from .grader_kernel import cleanup_sandbox, config_text
-from .nbgrader_release import generate_release, nbgrader_command, nbgrader_env, run_logged
+from .nbgrader_release import generate_release, nbgrader_command, nbgrader_env, run_logged, with_shims
 from .submission_checks import python_source, review_flags
 
 GRADER_VERSION = "3"  # bump when grading logic changes, so cached results are redone
@@ -467,7 +467,7 @@ def grade_submission(submission: Path | None, student: str, template: Path, work
                             f"--GuardedExecute.timeout={int(cell_timeout)}", "--OverwriteCells.add_missing_cells=True")
     nb_env = dict(env or nbgrader_env())
     nb_env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE.parent), *filter(None, [nb_env.get("PYTHONPATH")])])
-    rc, seconds = run_logged(args, course, nb_env, notebook_timeout, course / "autograde.log")
+    rc, seconds = run_logged(args, course, with_shims(course, nb_env), notebook_timeout, course / "autograde.log")
     cleanup = state / "cleanup.json"
     if cleanup.exists():  # the kernel manager cleans up after itself, unless nbgrader was killed
         info = json.loads(cleanup.read_text())
