@@ -72,6 +72,8 @@ from .submission_checks import python_source, review_flags
 
 GRADER_VERSION = "3"  # bump when grading logic changes, so cached results are redone
 SHORT_NOTE = 240      # characters of the notes kept in the CSV (the report file has all of it)
+CELL_TIMEOUT = 1800   # seconds per cell, and per notebook below: the exercise in full mode on a 2-core CPU
+NOTEBOOK_TIMEOUT = 3600  # fits in them (its training cell alone runs about 750 s there; README)
 MAX_SUBMISSION_BYTES = 100 << 20
 PACKAGE = Path(__file__).resolve().parents[1]  # the course_utils folder the grader runs from
 
@@ -423,7 +425,7 @@ def _scores_from_gradebook(db: Path, assignment: str, student: str, parts: dict[
 
 
 def grade_submission(submission: Path | None, student: str, template: Path, work: Path,
-                     cell_timeout: float = 600, notebook_timeout: float = 1800,
+                     cell_timeout: float = CELL_TIMEOUT, notebook_timeout: float = NOTEBOOK_TIMEOUT,
                      env: dict[str, str] | None = None, assignment: str = ASSIGNMENT,
                      name: str = NOTEBOOK, note: str = "", isolation: Isolation | None = None,
                      mode: str = "full") -> Result:
@@ -511,7 +513,7 @@ def _grade_task(args: dict) -> Result:
 
 
 def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOURCE, workers: int | None = None,
-                 cell_timeout: float = 600, notebook_timeout: float = 1800, fast: bool = False,
+                 cell_timeout: float = CELL_TIMEOUT, notebook_timeout: float = NOTEBOOK_TIMEOUT, fast: bool = False,
                  online: bool = False, work: Path | None = None, force: bool = False,
                  assignment: str = ASSIGNMENT, prepare_data: bool = True, verbose: bool = True,
                  sandbox: bool = True, limits: sbx.Limits | None = None, reports: Path | None = None,
@@ -686,8 +688,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("grades.csv"), help="gradebook CSV (default grades.csv)")
     parser.add_argument("--source", type=Path, default=SOURCE, help="solution source notebook")
     parser.add_argument("--workers", type=int, default=None, help="parallel graders (default: half the cores)")
-    parser.add_argument("--cell-timeout", type=float, default=600, help="seconds per cell (default 600)")
-    parser.add_argument("--notebook-timeout", type=float, default=1800, help="seconds per notebook (default 1800)")
+    parser.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT,
+                        help=f"seconds per cell (default {CELL_TIMEOUT:g})")
+    parser.add_argument("--notebook-timeout", type=float, default=NOTEBOOK_TIMEOUT,
+                        help=f"seconds per notebook (default {NOTEBOOK_TIMEOUT:g})")
     parser.add_argument("--fast", action="store_true",
                         help="fast mode (COURSE_FAST=1): a smoke test of the grading, marked as such in the CSV")
     parser.add_argument("--online", action="store_true", help="let notebooks download data and weights")
