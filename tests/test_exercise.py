@@ -480,7 +480,7 @@ def test_second_independent_solution_scores_full_marks(graded):
 
 
 @pytest.mark.skipif(os.environ.get("EXERCISE_FULL_GRADE") != "1",
-                    reason="grades in full mode, about a quarter of an hour on two cores: set EXERCISE_FULL_GRADE=1")
+                    reason="grades in full mode, about 9 minutes on two quiet cores: set EXERCISE_FULL_GRADE=1")
 def test_second_independent_solution_scores_full_marks_in_full_mode(tmp_path):
     """What the instructor runs: full mode, the generated data, Part 6's full-mode bar (ten times the
     all-background mIoU) for a decoder other than the reference's."""
