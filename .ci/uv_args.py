@@ -5,10 +5,11 @@ variables) with local copies of torch and torchvision, extra indexes and a const
 them uv would download another torch build of several GB. This reads ``pip config list`` and turns
 ``index-url``, ``extra-index-url``, ``find-links`` and ``constraint`` into uv's flags, taking each key
 from the scope pip itself would use (environment, then site, user, global), and adds pip's rule for
-several indexes (the best version from any of them) and pip's CA bundle. Standard library only: it
-runs before the virtual environment exists. Usage (``.ci/run``)::
+several indexes (the best version from any of them) and, when pip names a CA bundle, uv's use of the
+system's certificate store. Standard library only: it runs before the virtual environment exists.
+Usage (``.ci/run``)::
 
-    mapfile -t uv_args < <(python3 .ci/uv_args.py)
+    make install INSTALLER=uv UV_ARGS="$(python3 .ci/uv_args.py | tr '\n' ' ')"
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def uv_args(config: dict[str, str]) -> list[str]:
         for value in config.get(key, "").split():
             args += [flag, value]
     if config.get("cert"):
-        args += ["--native-tls"]  # the system's CA store (pip's bundle here is Debian's, its file)
+        args += ["--native-tls"]  # the system's store; pip's bundle here is that store's file
     return args
 
 

@@ -72,8 +72,10 @@ from .submission_checks import python_source, review_flags
 
 GRADER_VERSION = "3"  # bump when grading logic changes, so cached results are redone
 SHORT_NOTE = 240      # characters of the notes kept in the CSV (the report file has all of it)
-CELL_TIMEOUT = 1800   # seconds per cell, and per notebook below: the exercise in full mode on a 2-core CPU
-NOTEBOOK_TIMEOUT = 3600  # fits in them (graded there in 533 s; its training cell 750 s on a shared machine)
+# Default time limits in seconds, per cell and per notebook. The exercise in full mode on a 2-core CPU
+# fits: graded there in 533 s; on a shared machine its training cell alone took about 750 s.
+CELL_TIMEOUT = 1800
+NOTEBOOK_TIMEOUT = 3600
 MAX_SUBMISSION_BYTES = 100 << 20
 PACKAGE = Path(__file__).resolve().parents[1]  # the course_utils folder the grader runs from
 
