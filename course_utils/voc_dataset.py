@@ -197,7 +197,12 @@ class VOCVariation(Dataset):
 
 
 def voc_transforms(size: int = 64, train: bool = True, seed: int | None = None) -> A.Compose:
-    """The exercise's Albumentations pipeline: any VOC image + mask in, ``size``×``size`` tensors out.
+    """The Albumentations pipeline of notebooks 09, 12 and 13: any VOC image + mask in, ``size``×``size`` tensors out.
+
+    Not the exercise's (notebook 11): that one crops a random ``size``×``size`` window (train) or the
+    centre (eval) from images shrunk to a 72-px short side, with no rescaling, and normalises and
+    jitters colour per batch on the device. Scores from the two pipelines are not measured on the
+    same pixels (here evaluation sees the whole image, there its centre).
 
     train: ``RandomResizedCrop`` (scale jitter: 25-100 % of the area, aspect 4:5-5:4, then resized to
     size×size), horizontal flip (p=0.5), mild ``ColorJitter`` (p=0.5).

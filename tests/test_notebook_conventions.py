@@ -223,3 +223,25 @@ def test_a_checked_cell_with_a_figure_is_flagged(tmp_path):
     assert any("prints text only" in p and "cell 3" in p for p in problems)
     cell.outputs = [nbformat.v4.new_output("stream", text="shape (1, 2)\n")]
     assert nbtool.problems(_write(tmp_path, nb), tmp_path) == []
+
+
+# ---- cross-notebook claims: a result of another notebook is not quoted from memory --------------
+
+def test_a_claim_about_another_notebooks_result_is_flagged(tmp_path):
+    nb = _good_notebook("notebooks/13_tmp.ipynb")
+    printed = nbformat.v4.new_code_cell("print(erf)", execution_count=2)
+    printed.outputs = [nbformat.v4.new_output("stream", text="erf r50 7.25\n")]
+    nb.cells.append(printed)
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        "Notebook 12 found Segformer's output ERF wider than DeepLabV3+'s. "
+        "Notebook 11 reaches a val mIoU of 0.453. "
+        "Here the r50 is 7.25 px, as in notebook 12's figure. "
+        "Notebook 13 (this one) finds it wider. Notebook 08 explains the receptive field."))
+    found = [p for p in nbtool.problems(_write(tmp_path, nb, "notebooks/13_tmp.ipynb"), tmp_path)
+             if "another notebook" in p]
+    assert len(found) == 2 and all("cell 4" in p for p in found)
+    assert "'wider'" in found[0] and "Notebook 12 found" in found[0]
+    assert "'0.453'" in found[1]
+    assert prose_numbers.cross_notebook_claims(nb, "13")[0][0] == 4
+    nb.cells[4].source = "Notebook 12 compares the models' output ERFs; look at its last figure."
+    assert nbtool.problems(_write(tmp_path, nb, "notebooks/13_tmp.ipynb"), tmp_path) == []

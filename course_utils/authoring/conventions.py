@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 
 from ..core import repo_root
-from .prose_numbers import stale_numbers
+from .prose_numbers import cross_notebook_claims, stale_numbers
 
 GITHUB_REPO = "cnn-seg-course/2d-cnns-semantic-segmentation"  # the public release; `release --repo` rewrites it
 BRANCH = "main"
@@ -101,7 +101,9 @@ def problems(path: Path, root: Path) -> list[str]:
     ``notebooks/student/``, which are handed out blank); no stored errors; under 3 MB; no absolute
     machine paths in sources or outputs; checked cells (``# NBVAL_CHECK_OUTPUT``) print text only;
     every measured number in the prose is one the notebook shows (:mod:`.prose_numbers`; student
-    versions are generated from a source that is checked, and have no outputs to compare with).
+    versions are generated from a source that is checked, and have no outputs to compare with); no
+    markdown sentence quotes another notebook's measured result or verdict that this notebook does not
+    print (:func:`.prose_numbers.cross_notebook_claims`).
     """
     rel = relpath_of(path, root)
     found: list[str] = []
@@ -147,6 +149,11 @@ def problems(path: Path, root: Path) -> list[str]:
             found.append(f"{rel}: cell {index} says {number.text!r}, which no output or code of this notebook shows: "
                          f"\"{number.sentence[:120]}\". Re-execute and update the sentence, print the figure from code, "
                          "or cite its source.")
+        own = Path(rel).name[:2]
+        for index, what, sentence in cross_notebook_claims(nb, own):
+            found.append(f"{rel}: cell {index} quotes another notebook's result ({what}), which this notebook does "
+                         f"not print: \"{sentence[:120]}\". Compute it here, or say what to look at there "
+                         "without the result.")
     return found
 
 

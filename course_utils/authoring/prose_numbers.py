@@ -170,3 +170,41 @@ def stale_numbers(nb: nbformat.NotebookNode) -> list[tuple[int, ProseNumber]]:
             numbers = prose_numbers(split_comments(cell.source)[1], comment=True)
         stale += [(index, number) for number in numbers if not matches(number, shown)]
     return stale
+
+
+VERDICTS = ("wider", "narrower", "better", "worse", "faster", "slower", "higher", "lower",
+            "beats", "outperforms", "more accurate", "less accurate")
+"""Words that report the outcome of a comparison (a measured result without a figure)."""
+
+_OTHER_NOTEBOOK = re.compile(r"\bnotebooks?\s+(\d\d[a-z]?)\b", re.IGNORECASE)
+_VERDICT = re.compile(r"\b(?:" + "|".join(re.escape(v) for v in VERDICTS) + r")\b", re.IGNORECASE)
+
+
+def cross_notebook_claims(nb: nbformat.NotebookNode, own: str | None = None) -> list[tuple[int, str, str]]:
+    """(cell index, what, sentence) for every markdown sentence that quotes another notebook's result.
+
+    A sentence that names "notebook NN" (NN other than ``own``, this notebook's number) quotes a
+    result when it holds a measured number (see :func:`prose_numbers`) that this notebook does not
+    print, or a verdict word (:data:`VERDICTS`: wider, better, ...) with no number this notebook
+    prints. Such a result drifts when the other notebook is re-executed: compute it here, or drop it.
+    """
+    shown = shown_numbers(nb)
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        text = cell.source
+        for pattern in _STRIP:
+            text = pattern.sub(" ", text)
+        for sentence in _sentences(text):
+            others = {m.group(1) for m in _OTHER_NOTEBOOK.finditer(sentence)} - {own}
+            if not others:
+                continue
+            numbers = [n for n in prose_numbers(sentence) if not _CITATION.search(sentence)]
+            stale = [n.text for n in numbers if not matches(n, shown)]
+            verdict = _VERDICT.search(sentence)
+            if stale:
+                found.append((index, f"the figure {stale[0]!r}", " ".join(sentence.split())))
+            elif verdict and not any(matches(n, shown) for n in numbers):
+                found.append((index, f"the verdict {verdict.group()!r}", " ".join(sentence.split())))
+    return found
