@@ -2,7 +2,7 @@
 
 Teaching modules, one per topic (the README's module map lists them with one line each):
 ``core`` (modes, paths, seeding, device), ``session`` (the setup cell), ``viz``, ``imaging``,
-``voc`` (PASCAL VOC facts), ``voc_generated``, ``download``, ``voc_dataset``, ``metrics``,
+``voc`` (PASCAL VOC facts), ``voc_generated``, ``download``, ``voc_dataset``, ``fashion_mnist``, ``metrics``,
 ``receptive_field``, ``models``, ``pretrained``, ``train``. Tools for authors and instructors
 (notebook conventions, execution, student versions, grading) live apart in ``course_utils.authoring``.
 
