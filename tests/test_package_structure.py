@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "course_utils"
 LAYERS: list[set[str]] = [
     {"core", "voc"},                                                   # plumbing and facts: numpy, PIL
     {"viz", "imaging", "metrics", "voc_generated", "download"},        # topics that need only the facts
-    {"models", "pretrained", "receptive_field"},                       # networks (torch)
+    {"models", "pretrained", "receptive_field", "layers"},             # networks (torch)
     {"voc_dataset", "fashion_mnist", "train"},                         # pipelines built on all of the above
     {"session"},                                                       # what the setup cell runs
     {"__init__"},                                                      # the package's front door
