@@ -119,6 +119,8 @@ class PageProblems:
 
     def __init__(self, page):
         self.items: list[str] = []
+        self.responses = 0
+        page.on("response", lambda r: setattr(self, "responses", self.responses + 1))
         page.on("console", lambda m: m.type == "error" and self.items.append(
             f"console error: {m.text} ({m.location.get('url')})"))
         page.on("pageerror", lambda e: self.items.append(f"uncaught exception: {e}"))

@@ -5,6 +5,7 @@ The browser tests of the real site are in test_site_browser.py; these need no br
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -98,7 +99,8 @@ def test_a_dropdown_is_drawn_at_its_saved_choice():
 
 
 def test_readme_sections_and_summaries():
-    readme = "# T\n\nIntro [lic](LICENSE).\n\n## The notebooks\n\n| 00 | [a](notebooks/00_a.ipynb) | what |\n" \
+    readme = "# T\n\nIntro [lic](LICENSE).\n\n## The notebooks\n\n| # | notebook | what it covers |\n|---|---|---|\n" \
+             "| 00 | [a](notebooks/00_a.ipynb) | what |\n" \
              "\n## For instructors: grading\n\nText.\n\n```bash\n## not a heading\n```\n### Sub\n\n## Next\n"
     assert site.readme_summaries(readme) == {"00": "what"}
     assert site.readme_section(readme, "") == "Intro [lic](LICENSE).\n"
@@ -106,6 +108,29 @@ def test_readme_sections_and_summaries():
     assert section.startswith("## For instructors: grading") and "## Next" not in section
     with pytest.raises(ValueError, match="no section '## Releasing"):
         site.readme_section(readme, "Releasing")
+
+
+README_ROW = re.compile(r"^\| (\d\d) \| \[[^\]]+\]\(notebooks/[^)]+\.ipynb\) \| (.+?) \| \[!\[Open In Colab\]")
+
+
+def test_every_notebook_summary_is_its_own_readme_row():
+    """Read independently of readme_summaries: the notebook table's rows, as a person reads them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = dict(m.groups() for line in readme.splitlines() if (m := README_ROW.match(line)))
+    assert len(rows) == len(site.course_notebooks(ROOT)) >= 14
+    assert site.readme_summaries(readme) == rows
+    assert rows["00"].startswith("environment check")  # not "02", the time table's header cell
+
+
+def test_only_the_notebook_table_gives_summaries():
+    table = "| # | notebook | what it covers |\n|---|---|---|\n| 00 | [a](notebooks/00_a.ipynb) | what |\n"
+    times = "\n| 00 | 01 | 02 |\n|---|---|---|\n| 1 s | 2 s | 3 s |\n"
+    assert site.readme_summaries("# T\n\n" + table + times) == {"00": "what"}
+    assert site.readme_summaries("# T\n\n" + times + "\n" + table) == {"00": "what"}
+    with pytest.raises(ValueError, match="no notebook table"):
+        site.readme_summaries("# T\n" + times)
+    with pytest.raises(ValueError, match="two rows for notebook 00"):
+        site.readme_summaries("# T\n\n" + table + "| 00 | [b](notebooks/00_b.ipynb) | again |\n")
 
 
 def test_the_landing_page_needs_a_readme_row_for_every_notebook():
@@ -128,7 +153,7 @@ def _tiny_repo(root: Path, markdown: str) -> None:
                                               f"$c = a + b$\n\n{markdown}"), figure,
                 nbformat.v4.new_code_cell("raise RuntimeError('the site build must not run the notebooks')")]
     nbformat.write(nb, root / "notebooks" / "00_tiny.ipynb")
-    (root / "README.md").write_text("# Tiny\n\nA tiny course.\n\n## The notebooks\n\n| # | notebook | what |\n"
+    (root / "README.md").write_text("# Tiny\n\nA tiny course.\n\n## The notebooks\n\n| # | notebook | what it covers |\n"
                                     "|---|---|---|\n| 00 | [00_tiny](notebooks/00_tiny.ipynb) | one page |\n\n"
                                     "## For instructors\n\nSee the [license](LICENSE).\n")
 

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
+import nbformat
 import pytest
 
 from browser_support import ROOT, PageProblems, chromium, local_only, require_site_stack, screenshot, serve
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.browser
 
 from course_utils.authoring.conventions import colab_url  # noqa: E402
 from course_utils.authoring.exercise import SOURCE, STUDENT  # noqa: E402
-from course_utils.authoring.site import WIDGET_NOTE_CLASS, WIDGET_VIEW, course_notebooks  # noqa: E402
+from course_utils.authoring.site import WIDGET_NOTE_CLASS, WIDGET_VIEW, course_notebooks, notebook_title  # noqa: E402
 
 NOTEBOOKS = course_notebooks(ROOT)
 NOTEBOOK_PAGES = [rel.with_suffix(".html").as_posix() for rel in NOTEBOOKS]
@@ -53,6 +54,14 @@ JS_MATH = """async () => {
           untypeset: els.filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 40)),
           errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 60))};
 }"""
+JS_LANDING_ROWS = """() => {
+  const table = [...document.querySelectorAll('article table')].find(
+    t => [...t.querySelectorAll('th')].some(th => th.innerText.trim() === 'what it covers'));
+  if (!table) return null;
+  return [...table.querySelectorAll('tbody tr')].map(tr => ({
+    cells: [...tr.cells].map(td => td.innerText.trim()),
+    href: tr.querySelector('a[href]')?.getAttribute('href')}));
+}"""
 JS_WIDGETS = f"""() => ({{notes: document.querySelectorAll('.{WIDGET_NOTE_CLASS}').length,
                          as_text: document.body.innerText.includes('interactive(children=')}})"""
 
@@ -69,6 +78,32 @@ def has_math(rel: Path) -> bool:
     text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     text = re.sub(r"```.*?```|`[^`\n]*`", "", text, flags=re.S)
     return re.search(r"\$[^$\s][^$]*\$", text) is not None
+
+
+README_ROW = re.compile(r"^\| (\d\d) \| \[[^\]]+\]\((notebooks/[^)]+\.ipynb)\) \| (.+?) \| \[!\[Open In Colab\]")
+
+
+def expected_landing_rows() -> list[dict]:
+    """The landing table as a reader must see it: one row per notebook in course order, its number, its
+    title (linked to its page) and the README row's "what it covers" text (markdown emphasis and code
+    marks removed, as the page renders them). Read from the README here, not by the site's code."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    summaries = {m.group(1): re.sub(r"\*\*|`", "", m.group(3))
+                 for line in readme.splitlines() if (m := README_ROW.match(line))}
+    return [{"cells": [rel.name[:2], notebook_title(nbformat.read(ROOT / rel, as_version=4)), summaries.get(rel.name[:2], "(no README row)")],
+             "href": rel.with_suffix(".html").as_posix()} for rel in NOTEBOOKS]
+
+
+def landing_row_problems(rows: list[dict] | None) -> list[str]:
+    """How the landing page's notebook table (``JS_LANDING_ROWS``) differs from the README's rows."""
+    if rows is None:
+        return ["the landing page has no table with a 'what it covers' column"]
+    expected = expected_landing_rows()
+    found = [f"row {i + 1}: the page shows {got}, the README says {want}"
+             for i, (got, want) in enumerate(zip(rows, expected)) if got != want]
+    if len(rows) != len(expected):
+        found.append(f"{len(rows)} rows on the page, {len(expected)} notebooks")
+    return found
 
 
 def check_page(page, problems: PageProblems, path: str, views: int = 0) -> dict:
@@ -147,6 +182,7 @@ def tour(site_dir, browser) -> dict:
             seen["pages"][path]["launch"] = page.eval_on_selector_all(".dropdown-launch-buttons a[href]",
                                                                       "els => els.map(e => e.href)")
             if path == "index.html":
+                seen["landing_rows"] = page.evaluate(JS_LANDING_ROWS)
                 seen["screenshots"].append(screenshot(page, "site-landing.png"))
             elif path == "notebooks/08_receptive_field_fcn.html":
                 seen["screenshots"].append(screenshot_at(page, f".{WIDGET_NOTE_CLASS}", "site-08-widget.png"))
@@ -185,6 +221,7 @@ def tour(site_dir, browser) -> dict:
         links = set().union(*(p["links"] for p in seen["pages"].values()))
         seen["broken_links"] = [f"{_path(u)} (HTTP {status})" for u in sorted(links)
                                 if (status := context.request.get(u).status) != 200]
+        seen["responses"] = problems.responses
         context.close()
     return seen
 
@@ -195,6 +232,19 @@ def test_every_page_loads_clean(tour):
     assert {p: r["problems"] for p, r in tour["pages"].items() if r["problems"]} == {}
     assert tour["broken_links"] == []
     assert sum(r["images"] for r in tour["pages"].values()) > 50  # the check above looked at real figures
+
+
+def test_every_row_of_the_landing_table_is_its_readme_row(tour):
+    assert landing_row_problems(tour["landing_rows"]) == []
+    assert tour["landing_rows"][0]["cells"][2].startswith("environment check")  # once it said "02"
+
+
+def test_no_request_of_any_page_gets_a_404(tour):
+    """Every request a page makes (its HTML, stylesheets and what they @import, scripts, fonts, images,
+    the search index) is answered; a 404 of a stylesheet does not break a page visibly, so only this sees it."""
+    assert tour["responses"] > 20 * len(tour["pages"])  # the record saw the pages' requests
+    assert {p: [m for m in r["problems"] if m.startswith(("HTTP 4", "request failed"))]
+            for p, r in tour["pages"].items() if any(m.startswith(("HTTP 4", "request failed")) for m in r["problems"])} == {}
 
 
 def test_the_navigation_reaches_every_notebook_in_order(tour):
@@ -319,3 +369,24 @@ def test_the_page_check_fails_when_mathjax_does_not_load(browser, site_dir):
                           {"_static/mathjax/tex-chtml.js": None})
     assert any(p.endswith("math elements, but MathJax not loaded") for p in found), found
     assert any(p.startswith("HTTP 404") and "tex-chtml.js" in p for p in found), found
+
+
+def test_the_page_check_fails_on_a_stylesheet_that_is_not_there(browser, site_dir):
+    """The theme's stylesheet @imports Sphinx's basic.css: a 404 of it (a wrong path) must be reported."""
+    found = _check_broken(browser, site_dir, "notebooks/student/11_exercise_unet_voc64.html", {"_static/basic.css": None})
+    assert any(p.startswith("HTTP 404") and p.endswith("/_static/basic.css") for p in found), found
+
+
+def test_the_landing_table_check_fails_on_a_wrong_summary(browser, site_dir):
+    page_html = (site_dir / "index.html").read_text(encoding="utf-8")
+    summary = expected_landing_rows()[0]["cells"][2]
+    assert page_html.count(f"<td><p>{summary}</p></td>") == 1, "the landing page's markup changed: update this test"
+    broken = page_html.replace(f"<td><p>{summary}</p></td>", "<td><p>02</p></td>")
+    with serve(site_dir, {"index.html": broken.encode()}) as base:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(urljoin(base, "index.html"), wait_until="load")
+        rows = page.evaluate(JS_LANDING_ROWS)
+        context.close()
+    assert landing_row_problems(rows) == [f"row 1: the page shows {dict(rows[0])}, the README says {expected_landing_rows()[0]}"]
+    assert rows[0]["cells"][2] == "02"

@@ -270,12 +270,27 @@ def readme_section(readme: str, heading: str) -> str:
 
 
 def readme_summaries(readme: str) -> dict[str, str]:
-    """Notebook number ("08") -> its "what it covers" column in the README's notebook table."""
-    found = {}
-    for line in readme.splitlines():
-        cols = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and len(cols) >= 3 and re.fullmatch(r"\d\d", cols[0]):
-            found[cols[0]] = cols[2]
+    """Notebook number ("08") -> its "what it covers" column in the README's notebook table.
+
+    Only that table counts: the one whose header has a "what it covers" column, its rows up to the
+    first line that is not a table row. (Other tables start rows with a number too: the time table's
+    header row is "| 00 | 01 | 02 | ...", which once made the site say notebook 00 covers "02".)
+    Raises ValueError if there is no such table or a number has two rows."""
+    lines = readme.splitlines()
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] if line.lstrip().startswith("|") else None
+             for line in lines]
+    start = next((i for i, cols in enumerate(cells) if cols and "what it covers" in cols), None)
+    if start is None:
+        raise ValueError("the README has no notebook table (a header with a 'what it covers' column): "
+                         "the site's landing page takes each notebook's summary from it")
+    column, found = cells[start].index("what it covers"), {}
+    for cols in cells[start + 1:]:
+        if cols is None:
+            break
+        if re.fullmatch(r"\d\d", cols[0]) and len(cols) > column:
+            if cols[0] in found:
+                raise ValueError(f"the README's notebook table has two rows for notebook {cols[0]}")
+            found[cols[0]] = cols[column]
     return found
 
 
