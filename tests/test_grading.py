@@ -91,6 +91,9 @@ def course(tmp_path_factory):
     tampered.cells[-1].metadata.nbgrader["solution"] = True  # a flag of a locked test cell that nbgrader cannot undo
     put("tampered_test", tampered)
     (subs / "absent").mkdir()
+    (subs / "linked_folder").symlink_to(subs / "solution", target_is_directory=True)  # would grade the solution
+    put("linked_inside", _answer(blank))
+    (subs / "linked_inside" / "notes.txt").symlink_to(subs / "solution" / f"{NAME}.ipynb")
     out = root / "grades.csv"
     results = grading.grade_folder(subs, out, source, workers=2, cell_timeout=4, notebook_timeout=120,
                                    prepare_data=False, verbose=False, sandbox=SANDBOX)
@@ -137,6 +140,14 @@ def test_broken_missing_and_renamed_submissions_do_not_stop_the_others(course):
     assert (r["broken"].total, r["broken"].status) == (0, "error") and "not a readable notebook" in r["broken"].notes
     assert (r["absent"].total, r["absent"].status) == (0, "missing")
     assert r["renamed"].total == 5 and "my copy.ipynb" in r["renamed"].notes
+
+
+def test_links_anywhere_under_the_submissions_are_refused_not_followed(course):
+    r = _by_student(course["results"])
+    for student, where in (("linked_folder", "the submission folder itself"), ("linked_inside", "notes.txt")):
+        assert (r[student].total, r[student].status) == (0, "error")
+        assert r[student].notes.startswith(f"{where} is a symbolic link")
+    assert r["solution"].total == 5  # the folder the link pointed at is graded once, as itself
 
 
 def test_a_test_cell_edited_beyond_repair_is_an_error_that_says_why(course):
@@ -232,12 +243,13 @@ def test_regrading_is_idempotent_and_only_changed_submissions_are_regraded(cours
     before = course["out"].read_text()
     again = grading.grade_folder(course["subs"], course["out"], course["source"], workers=2, cell_timeout=4,
                                  notebook_timeout=120, prepare_data=False, verbose=False, sandbox=SANDBOX)
-    assert all(r.cached for r in again) and course["out"].read_text() == before
+    refused = {"linked_folder", "linked_inside"}  # refused without grading, so nothing to cache
+    assert all(r.cached for r in again if r.student not in refused) and course["out"].read_text() == before
     course["put"]("wrong_mul", _answer(course["blank"]))  # the student fixed mul and resubmitted
     third = _by_student(grading.grade_folder(course["subs"], course["out"], course["source"], workers=2,
                                              cell_timeout=4, notebook_timeout=120, prepare_data=False, verbose=False,
                                              sandbox=SANDBOX))
-    assert [s for s, r in third.items() if not r.cached] == ["wrong_mul"]
+    assert [s for s, r in third.items() if not r.cached and s not in refused] == ["wrong_mul"]
     assert third["wrong_mul"].total == 5
     assert course["out"].read_text() != before
 

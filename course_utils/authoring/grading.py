@@ -308,6 +308,20 @@ def _find_notebook(folder: Path, name: str) -> tuple[Path | None, str]:
     return None, f"{len(found)} notebooks and none named {name}.ipynb: {', '.join(p.name for p in found[:5])}"
 
 
+def _first_link(folder: Path) -> Path | None:
+    """The first symbolic link at or under ``folder`` (without following any), or None.
+
+    A linked student folder or file could point the grader at another student's or the instructor's
+    files, so a submission holding any link is refused rather than graded."""
+    if folder.is_symlink():
+        return folder
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for entry in sorted(dirs + files):
+            if os.path.islink(os.path.join(root, entry)):
+                return Path(root, entry)
+    return None
+
+
 def _read_submission(path: Path | None) -> tuple[bytes | None, str]:
     """The submission's bytes, or None and why it is refused (a link, too big)."""
     if path is None:
@@ -566,12 +580,21 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
         isolation.data_dir = _prepare_data(env, work)
     settings = json.dumps([GRADER_VERSION, fast, online, cell_timeout, notebook_timeout, assignment, sandbox,
                            asdict(isolation.limits)])
-    students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    students = sorted(p for p in submissions.iterdir()
+                      if (p.is_dir() or p.is_symlink()) and not p.name.startswith("."))
     cache_dir = work / "results"
     cache_dir.mkdir(exist_ok=True)
     results: list[Result] = []
     todo: list[tuple[dict, Path, str]] = []
+    parts = graded_parts(source)
     for folder in students:
+        link = _first_link(folder)
+        if link is not None:  # never followed, never cached: the folder must be fixed by hand
+            where = "the submission folder itself" if link == folder else str(link.relative_to(folder))
+            results.append(Result(folder.name, {k: 0.0 for k in parts}, 0.0, sum(parts.values()), "error",
+                                  f"{where} is a symbolic link; submissions must hold plain files only, "
+                                  "so it was not graded", mode=mode))
+            continue
         path, note = _find_notebook(folder, name)
         data, refused = _read_submission(path)
         key = _sha256(template_hash.encode(), settings.encode(), data if data is not None else b"<missing>",
