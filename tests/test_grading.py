@@ -312,3 +312,28 @@ def test_nbgrader_runs_without_jsonschemas_iri_checker(tmp_path):
     assert subprocess.run(probe, env=shimmed, capture_output=True, text=True, check=True).stdout.strip() == "False"
     if importlib.util.find_spec("rfc3987_syntax") is not None:   # the shim is what hides it
         assert subprocess.run(probe, env=plain, capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
+def test_a_failure_of_the_grading_machine_is_retried_and_never_cached(course, tmp_path, monkeypatch):
+    log = "bwrap: execvp /venv/bin/python: No such file or directory\n[AutogradeApp | ERROR] There was an error"
+    assert grading._nbgrader_failure(log).endswith(grading._MACHINE)
+    calls = []
+
+    def flaky(**args):  # the machine fails for "flaky" every time, and for "once" only on the first try
+        calls.append(args["student"])
+        fault = args["student"] == "flaky" or calls.count("once") == 1
+        return grading.Result(args["student"], {"test_add": 0.0, "test_mul": 0.0}, 0.0, 5.0,
+                              "error" if fault else "graded", "", machine_fault=fault)
+
+    monkeypatch.setattr(grading, "grade_submission", flaky)
+    subs = tmp_path / "subs"
+    for student in ("flaky", "once"):
+        (subs / student).mkdir(parents=True)
+        nbformat.write(_answer(course["blank"]), subs / student / f"{NAME}.ipynb")
+    kw = dict(workers=1, prepare_data=False, verbose=False, sandbox=SANDBOX, work=tmp_path / "work")
+    first = _by_student(grading.grade_folder(subs, tmp_path / "g.csv", course["source"], **kw))
+    assert sorted(calls) == ["flaky", "flaky", "once", "once"]  # one retry each
+    assert first["once"].status == "graded" and first["flaky"].machine_fault
+    again = _by_student(grading.grade_folder(subs, tmp_path / "g.csv", course["source"], **kw))
+    assert again["once"].cached and not again["flaky"].cached  # the fault was not kept as a grade
+    assert calls.count("flaky") == 4
