@@ -91,6 +91,9 @@ def course(tmp_path_factory):
     tampered.cells[-1].metadata.nbgrader["solution"] = True  # a flag of a locked test cell that nbgrader cannot undo
     put("tampered_test", tampered)
     (subs / "absent").mkdir()
+    (subs / "linked_folder").symlink_to(subs / "solution", target_is_directory=True)  # would grade the solution
+    put("linked_inside", _answer(blank))
+    (subs / "linked_inside" / "notes.txt").symlink_to(subs / "solution" / f"{NAME}.ipynb")
     out = root / "grades.csv"
     results = grading.grade_folder(subs, out, source, workers=2, cell_timeout=4, notebook_timeout=120,
                                    prepare_data=False, verbose=False, sandbox=SANDBOX)
@@ -137,6 +140,14 @@ def test_broken_missing_and_renamed_submissions_do_not_stop_the_others(course):
     assert (r["broken"].total, r["broken"].status) == (0, "error") and "not a readable notebook" in r["broken"].notes
     assert (r["absent"].total, r["absent"].status) == (0, "missing")
     assert r["renamed"].total == 5 and "my copy.ipynb" in r["renamed"].notes
+
+
+def test_links_anywhere_under_the_submissions_are_refused_not_followed(course):
+    r = _by_student(course["results"])
+    for student, where in (("linked_folder", "the submission folder itself"), ("linked_inside", "notes.txt")):
+        assert (r[student].total, r[student].status) == (0, "error")
+        assert r[student].notes.startswith(f"{where} is a symbolic link")
+    assert r["solution"].total == 5  # the folder the link pointed at is graded once, as itself
 
 
 def test_a_test_cell_edited_beyond_repair_is_an_error_that_says_why(course):
@@ -232,12 +243,13 @@ def test_regrading_is_idempotent_and_only_changed_submissions_are_regraded(cours
     before = course["out"].read_text()
     again = grading.grade_folder(course["subs"], course["out"], course["source"], workers=2, cell_timeout=4,
                                  notebook_timeout=120, prepare_data=False, verbose=False, sandbox=SANDBOX)
-    assert all(r.cached for r in again) and course["out"].read_text() == before
+    refused = {"linked_folder", "linked_inside"}  # refused without grading, so nothing to cache
+    assert all(r.cached for r in again if r.student not in refused) and course["out"].read_text() == before
     course["put"]("wrong_mul", _answer(course["blank"]))  # the student fixed mul and resubmitted
     third = _by_student(grading.grade_folder(course["subs"], course["out"], course["source"], workers=2,
                                              cell_timeout=4, notebook_timeout=120, prepare_data=False, verbose=False,
                                              sandbox=SANDBOX))
-    assert [s for s, r in third.items() if not r.cached] == ["wrong_mul"]
+    assert [s for s, r in third.items() if not r.cached and s not in refused] == ["wrong_mul"]
     assert third["wrong_mul"].total == 5
     assert course["out"].read_text() != before
 
@@ -300,3 +312,28 @@ def test_nbgrader_runs_without_jsonschemas_iri_checker(tmp_path):
     assert subprocess.run(probe, env=shimmed, capture_output=True, text=True, check=True).stdout.strip() == "False"
     if importlib.util.find_spec("rfc3987_syntax") is not None:   # the shim is what hides it
         assert subprocess.run(probe, env=plain, capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
+def test_a_failure_of_the_grading_machine_is_retried_and_never_cached(course, tmp_path, monkeypatch):
+    log = "bwrap: execvp /venv/bin/python: No such file or directory\n[AutogradeApp | ERROR] There was an error"
+    assert grading._nbgrader_failure(log).endswith(grading._MACHINE)
+    calls = []
+
+    def flaky(**args):  # the machine fails for "flaky" every time, and for "once" only on the first try
+        calls.append(args["student"])
+        fault = args["student"] == "flaky" or calls.count("once") == 1
+        return grading.Result(args["student"], {"test_add": 0.0, "test_mul": 0.0}, 0.0, 5.0,
+                              "error" if fault else "graded", "", machine_fault=fault)
+
+    monkeypatch.setattr(grading, "grade_submission", flaky)
+    subs = tmp_path / "subs"
+    for student in ("flaky", "once"):
+        (subs / student).mkdir(parents=True)
+        nbformat.write(_answer(course["blank"]), subs / student / f"{NAME}.ipynb")
+    kw = dict(workers=1, prepare_data=False, verbose=False, sandbox=SANDBOX, work=tmp_path / "work")
+    first = _by_student(grading.grade_folder(subs, tmp_path / "g.csv", course["source"], **kw))
+    assert sorted(calls) == ["flaky", "flaky", "once", "once"]  # one retry each
+    assert first["once"].status == "graded" and first["flaky"].machine_fault
+    again = _by_student(grading.grade_folder(subs, tmp_path / "g.csv", course["source"], **kw))
+    assert again["once"].cached and not again["flaky"].cached  # the fault was not kept as a grade
+    assert calls.count("flaky") == 4

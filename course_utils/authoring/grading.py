@@ -294,6 +294,7 @@ class Result:
     cached: bool = field(default=False, compare=False)
     mode: str = "full"          # full | fast (a smoke test of the grading, not a grade)
     review: list[str] = field(default_factory=list)  # what a person should look at, one item each
+    machine_fault: bool = False  # the grading machine failed, not the submission: retried, never cached
 
 
 def _find_notebook(folder: Path, name: str) -> tuple[Path | None, str]:
@@ -306,6 +307,20 @@ def _find_notebook(folder: Path, name: str) -> tuple[Path | None, str]:
     if not found:
         return None, f"no notebook in the submission folder (expected {name}.ipynb)"
     return None, f"{len(found)} notebooks and none named {name}.ipynb: {', '.join(p.name for p in found[:5])}"
+
+
+def _first_link(folder: Path) -> Path | None:
+    """The first symbolic link at or under ``folder`` (without following any), or None.
+
+    A linked student folder or file could point the grader at another student's or the instructor's
+    files, so a submission holding any link is refused rather than graded."""
+    if folder.is_symlink():
+        return folder
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for entry in sorted(dirs + files):
+            if os.path.islink(os.path.join(root, entry)):
+                return Path(root, entry)
+    return None
 
 
 def _read_submission(path: Path | None) -> tuple[bytes | None, str]:
@@ -329,9 +344,11 @@ def _describe(error: dict, cell_timeout: float) -> str:
     return f"{name}: {value}".strip().rstrip(":")
 
 
+_MACHINE = "a problem of the grading machine, not of the submission"
+_DISK_FULL = "No space left on device"
 _NBGRADER_ERRORS = [
     (re.compile(r"^((?:bwrap|sandbox): .{0,300})$", re.M),
-     "the sandbox could not start the kernel ({0}); a problem of the grading machine, not of the submission"),
+     "the sandbox could not start the kernel ({0}); " + _MACHINE),
     (re.compile(r"Inconsistent checksums for cell ([\w.-]+)$", re.M),
      "the locked cell {0} was changed in a way the grader cannot undo (its checksum does not match the "
      "original: its type or its nbgrader metadata was edited); nbgrader refuses to grade the notebook. Give the "
@@ -478,6 +495,7 @@ def grade_submission(submission: Path | None, student: str, template: Path, work
         cleanup_sandbox(info.get("run_root"), info.get("cgroups"))
     events = json.loads(events_file.read_text()) if events_file.exists() else []
     event_notes, runtime_review, timed_out = _event_notes(events, cell_timeout)
+    machine_fault = any(e.get("kind") == "snapshot" and not e.get("ok") for e in events)
     review += runtime_review
     if rc is None:
         notes.append(f"the notebook did not finish within the {notebook_timeout:g} s limit and was stopped; "
@@ -489,14 +507,17 @@ def grade_submission(submission: Path | None, student: str, template: Path, work
     if rc == 0 and graded_nb.exists():
         scores = _scores_from_gradebook(course / "gradebook.db", assignment, student, parts)
     if scores is None:
-        notes.append(_nbgrader_failure((course / "autograde.log").read_text(errors="replace")))
+        log = (course / "autograde.log").read_text(errors="replace")
+        failure = _nbgrader_failure(log)
+        notes.append(failure)
         return Result(student, zero, 0.0, total_max, "error", "; ".join(notes + event_notes), seconds,
-                      mode=mode, review=review)
+                      mode=mode, review=review,
+                      machine_fault=machine_fault or failure.endswith(_MACHINE) or _DISK_FULL in log)
     notes += _cell_notes(graded_nb, parts, scores, cell_timeout)
     notes += event_notes
     total = round(sum(scores.values()), 6)
     return Result(student, scores, total, total_max, "timeout" if timed_out else "graded", "; ".join(notes),
-                  seconds, mode=mode, review=review)
+                  seconds, mode=mode, review=review, machine_fault=machine_fault)
 
 
 def _static_review(data: bytes, template: Path, assignment: str, name: str) -> list[str]:
@@ -510,8 +531,19 @@ def _static_review(data: bytes, template: Path, assignment: str, name: str) -> l
 
 # ---------------------------------------------------------------- grading a folder
 
+MACHINE_RETRIES = 1  # a grade spoilt by the grading machine is tried again this many times
+
+
 def _grade_task(args: dict) -> Result:
-    return grade_submission(**args)
+    """Grade one submission from picklable ``args`` (grade_submission's keywords); a failure of the grading
+    machine (the sandbox did not start, the snapshot failed, the disk was full) is retried, and a result
+    still marked ``machine_fault`` must not be cached: grade it again on the next run."""
+    result = grade_submission(**args)
+    for _ in range(MACHINE_RETRIES):
+        if not result.machine_fault:
+            break
+        result = grade_submission(**args)
+    return result
 
 
 def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOURCE, workers: int | None = None,
@@ -566,12 +598,21 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
         isolation.data_dir = _prepare_data(env, work)
     settings = json.dumps([GRADER_VERSION, fast, online, cell_timeout, notebook_timeout, assignment, sandbox,
                            asdict(isolation.limits)])
-    students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    students = sorted(p for p in submissions.iterdir()
+                      if (p.is_dir() or p.is_symlink()) and not p.name.startswith("."))
     cache_dir = work / "results"
     cache_dir.mkdir(exist_ok=True)
     results: list[Result] = []
     todo: list[tuple[dict, Path, str]] = []
+    parts = graded_parts(source)
     for folder in students:
+        link = _first_link(folder)
+        if link is not None:  # never followed, never cached: the folder must be fixed by hand
+            where = "the submission folder itself" if link == folder else str(link.relative_to(folder))
+            results.append(Result(folder.name, {k: 0.0 for k in parts}, 0.0, sum(parts.values()), "error",
+                                  f"{where} is a symbolic link; submissions must hold plain files only, "
+                                  "so it was not graded", mode=mode))
+            continue
         path, note = _find_notebook(folder, name)
         data, refused = _read_submission(path)
         key = _sha256(template_hash.encode(), settings.encode(), data if data is not None else b"<missing>",
@@ -602,7 +643,10 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
             result.key = key
             data = asdict(result)
             data.pop("cached")
-            _write_atomic(cached, json.dumps(data, indent=1))
+            if not result.machine_fault:
+                _write_atomic(cached, json.dumps(data, indent=1))
+            elif cached.exists():
+                cached.unlink()
             results.append(result)
             if verbose:
                 print(f"  {result.student}: {result.total:g}/{result.max:g} ({result.status}, {result.seconds:.0f} s)"
