@@ -551,7 +551,7 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
                  online: bool = False, work: Path | None = None, force: bool = False,
                  assignment: str = ASSIGNMENT, prepare_data: bool = True, verbose: bool = True,
                  sandbox: bool = True, limits: sbx.Limits | None = None, reports: Path | None = None,
-                 sandbox_uid: int = sbx.DEFAULT_SANDBOX_UID) -> list[Result]:
+                 sandbox_uid: int = sbx.DEFAULT_SANDBOX_UID, engine=None) -> list[Result]:
     """Grade every ``submissions/<student_id>/`` folder; write the CSV to ``out`` and a report per student.
 
     workers: parallel nbgrader processes (default: half the CPU cores, at least 1); each notebook
@@ -564,7 +564,8 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
     unless ``force``. prepare_data: build the exercise's dataset once before the workers start
     (``get_voc()``), outside the sandbox, which sees it read-only; False for assignments that need no
     data. reports: folder for the per-student report files (default ``<out stem>-reports`` next to
-    ``out``, else ``work/reports``). Returns the results sorted by student id.
+    ``out``, else ``work/reports``). engine: a started :class:`.grading_cluster.Engine` (Dask) that runs the
+    grades instead of this machine's thread pool. Returns the results sorted by student id.
     """
     submissions, source = Path(submissions).resolve(), Path(source).resolve()
     if not submissions.is_dir():
@@ -634,25 +635,28 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
         where = "in a sandbox" if sandbox else "WITHOUT a sandbox (--no-sandbox)"
         print(f"{len(students)} submissions: {len(results)} unchanged since the last run, {len(todo)} to grade "
               f"with {workers} worker(s), {mode} mode, each kernel {where}", flush=True)
-    # Threads only wait: each grade runs in its own nbgrader process (and sandboxed kernel) with its own limits.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_grade_task, args): (cached, key) for args, cached, key in todo}
-        for future in concurrent.futures.as_completed(futures):
-            cached, key = futures[future]
-            result = future.result()
-            result.key = key
-            data = asdict(result)
-            data.pop("cached")
-            if not result.machine_fault:
-                _write_atomic(cached, json.dumps(data, indent=1))
-            elif cached.exists():
-                cached.unlink()
-            results.append(result)
-            if verbose:
-                print(f"  {result.student}: {result.total:g}/{result.max:g} ({result.status}, {result.seconds:.0f} s)"
-                      f"{' REVIEW' if result.review else ''}{' - ' + short_note(result.notes, 120) if result.notes else ''}",
-                      flush=True)
+    # >>> seam (issue 22, grading_cluster): which engine runs the per-submission tasks, (index, Result, cacheable)
+    if engine is not None:   # Dask: picklable tasks (the submission's bytes, the template) sent to workers
+        graded = engine.grade([args for args, _, _ in todo], template, prepare_data)
+    else:                    # this machine: threads only wait; each grade is its own nbgrader process
+        graded = _pool_grades(todo, workers)
+    for index, result, cacheable in graded:
+        cached, key = todo[index][1:]
+        result.key = key
+        data = asdict(result)
+        data.pop("cached")
+        if cacheable and not result.machine_fault:  # a worker's or the machine's failure (not the student's)
+            _write_atomic(cached, json.dumps(data, indent=1))  # is not cached: the next run tries again
+        elif cached.exists():
+            cached.unlink()
+        results.append(result)
+        if verbose:
+            print(f"  {result.student}: {result.total:g}/{result.max:g} ({result.status}, {result.seconds:.0f} s)"
+                  f"{' REVIEW' if result.review else ''}{' - ' + short_note(result.notes, 120) if result.notes else ''}",
+                  flush=True)
+    # <<< seam (issue 22)
     results.sort(key=lambda r: r.student)
+    assert len({r.student for r in results}) == len(results) == len(students), "a student missing or listed twice"
     reports = Path(reports) if reports else (Path(out).parent / f"{Path(out).stem}-reports" if out else work / "reports")
     for result in results:
         write_report(result, reports / f"{result.student}.txt")
@@ -661,6 +665,14 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
         if verbose:
             print(f"wrote {out} and {len(results)} reports in {reports}", flush=True)
     return results
+
+
+def _pool_grades(todo: list, workers: int):
+    """Today's engine (issue 22's seam): ``(index, Result, True)`` from a thread pool on this machine."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_grade_task, args): index for index, (args, _, _) in enumerate(todo)}
+        for future in concurrent.futures.as_completed(futures):
+            yield futures[future], future.result(), True
 
 
 def _prepare_data(env: dict[str, str], work: Path) -> Path | None:
@@ -745,19 +757,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="re-grade every submission, changed or not")
     parser.add_argument("--memory-gb", type=float, default=sbx.Limits().memory / 2**30,
                         help="memory limit of each kernel process in GiB (default %(default)g)")
+    # >>> seam (issue 22): the Dask engine's options (course_utils.authoring.grading_cluster)
+    parser.add_argument("--scheduler", default=None,
+                        help="grade on a Dask cluster: tcp://HOST:PORT of its scheduler (default: "
+                             "$DASK_SCHEDULER_ADDRESS), or 'local' for a Dask cluster of --workers processes here")
+    parser.add_argument("--resources", default=None,
+                        help="what each task asks of a Dask worker, e.g. GPU=1 (workers started with --resources GPU=1)")
+    # <<< seam (issue 22)
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code WITHOUT the sandbox, with your rights, files and network "
                              "(only where bubblewrap cannot run and you trust the submissions)")
     args = parser.parse_args(argv)
+    # >>> seam (issue 22): connect to the cluster first, so that a bad address fails before anything is written
+    from . import grading_cluster
+    engine, scheduler = None, grading_cluster.scheduler_from(args.scheduler)
+    try:
+        if scheduler:
+            engine = grading_cluster.Engine(scheduler, workers=args.workers,
+                                            resources=grading_cluster.parse_resources(args.resources)).start()
+    except (grading_cluster.ClusterUnavailable, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    # <<< seam (issue 22)
     try:
         results = grade_folder(args.submissions, out=args.out, source=args.source, workers=args.workers,
                                cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                                fast=args.fast, online=args.online, work=args.work, force=args.force,
                                sandbox=not args.no_sandbox,
-                               limits=sbx.Limits(memory=int(args.memory_gb * 2**30)))
-    except SandboxUnavailable as err:
+                               limits=sbx.Limits(memory=int(args.memory_gb * 2**30)), engine=engine)
+    except (SandboxUnavailable, grading_cluster.ClusterUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if engine is not None:
+            engine.close()
     graded = sum(r.status == "graded" for r in results)
     print(f"{graded}/{len(results)} graded; mean total {sum(r.total for r in results) / max(1, len(results)):.2f}; "
           f"{sum(bool(r.review) for r in results)} to review")

@@ -1,0 +1,175 @@
+"""Grading on a Dask cluster (course_utils.authoring.grading_cluster): a real scheduler and two real
+workers, started as processes on 127.0.0.1, grade the tiny assignment of test_grading.py in fast mode;
+faults (a worker killed mid-grade, a submission that kills its worker every time) use a stand-in that
+wraps the real task function. The scheduler gives up on a task after 2 worker deaths (allowed-failures 1).
+"""
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+pytest.importorskip("distributed")
+from cluster_standins import bomb, slow  # noqa: E402
+from test_grading import NAME, _answer, _source_notebook  # noqa: E402
+
+from course_utils.authoring import exercise, grading, grading_cluster, sandbox  # noqa: E402
+
+SANDBOX = sandbox.probe()[0]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1",
+            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+
+
+def _start_worker(address, name):
+    return subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                             "--host", "127.0.0.1", "--no-dashboard", "--name", name], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"], env=_env(), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+    workers = [_start_worker(address, f"w{i}") for i in range(2)]
+    from distributed import Client
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with Client(address, timeout="5s") as client:
+                client.wait_for_workers(2, timeout=60)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the test's Dask scheduler did not start"
+            time.sleep(0.5)
+    yield dict(address=address, workers=workers)
+    for proc in [*workers, scheduler]:
+        _kill_group(proc)
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    source = root / f"{NAME}.ipynb"
+    nbformat.write(_source_notebook(), source)
+    template = grading.prepare_template(source, root / "local_work", exercise.ASSIGNMENT)
+    blank = nbformat.read(template / "release" / exercise.ASSIGNMENT / f"{NAME}.ipynb", as_version=4)
+    subs = root / "submissions"
+    for student, nb in [("full_marks", _source_notebook()), ("blank", blank),
+                        ("one_bug", _answer(blank, mul="return a + b"))]:
+        (subs / student).mkdir(parents=True)
+        nbformat.write(nb, subs / student / f"{NAME}.ipynb")
+    (subs / "absent").mkdir()
+    local = root / "local" / "grades.csv"
+    grading.grade_folder(subs, local, source, workers=2, fast=True, cell_timeout=30, notebook_timeout=120,
+                         work=root / "local_work", prepare_data=False, verbose=False, sandbox=SANDBOX)
+    return dict(root=root, source=source, subs=subs, local=local)
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _grade(course, engine, name):
+    out = course["root"] / name / "grades.csv"
+    results = grading.grade_folder(course["subs"], out, course["source"], fast=True, cell_timeout=30,
+                                   notebook_timeout=120, work=course["root"] / name / "work", prepare_data=False,
+                                   verbose=False, sandbox=SANDBOX, engine=engine)
+    return out, results
+
+
+def test_a_real_cluster_grades_like_the_local_pool(cluster, course, capsys):
+    out = course["root"] / "cluster" / "grades.csv"
+    argv = [str(course["subs"]), "--out", str(out), "--source", str(course["source"]), "--fast",
+            "--scheduler", cluster["address"], "--cell-timeout", "30", "--notebook-timeout", "120"]
+    assert grading.main(argv + ([] if SANDBOX else ["--no-sandbox"])) == 0
+    text = capsys.readouterr().out
+    assert "Dask scheduler tcp://127.0.0.1" in text and "3/3 graded" in text  # the progress bar
+    assert out.read_text() == course["local"].read_text()
+    rows = {r["student"]: r for r in _rows(out)}
+    assert (rows["full_marks"]["total"], rows["blank"]["total"], rows["one_bug"]["total"]) == ("5", "0", "2")
+    graded = course["root"] / "cluster" / ".nbgrader_work" / "graded" / "full_marks.ipynb"
+    assert graded.exists()  # the graded notebook came back from the worker
+
+
+def test_a_worker_killed_mid_grade_costs_nothing(cluster, course):
+    engine = grading_cluster.Engine(cluster["address"], grade_fn=slow, verbose=False, allowed_failures=1).start()
+    try:
+        victim = cluster["workers"][0]
+        import threading
+        killer = threading.Timer(2.0, _kill_group, [victim])
+        killer.start()
+        out, results = _grade(course, engine, "killed")
+        killer.join()
+    finally:
+        engine.close()
+        cluster["workers"][0] = _start_worker(cluster["address"], "w0-again")
+    assert victim.poll() is not None  # it was really killed
+    assert [r["student"] for r in _rows(out)] == ["absent", "blank", "full_marks", "one_bug"]
+    assert out.read_text() == course["local"].read_text()
+
+
+def test_a_submission_that_kills_its_worker_every_time_is_an_error(cluster, course):
+    with grading_cluster.Engine(cluster["address"], grade_fn=bomb, verbose=False, allowed_failures=1) as engine:
+        out, results = _grade(course, engine, "bomb")
+    rows = {r["student"]: r for r in _rows(out)}
+    assert (rows["one_bug"]["status"], rows["one_bug"]["total"]) == ("error", "0")
+    assert "died every time" in rows["one_bug"]["notes"]
+    assert (rows["full_marks"]["total"], rows["full_marks"]["status"]) == ("5", "graded")
+    assert rows["blank"]["status"] == "graded"
+    # not cached: the next run tries it again
+    assert not (course["root"] / "bomb" / "work" / "results" / "one_bug.json").exists()
+
+
+def test_an_unreachable_scheduler_fails_at_once_and_writes_nothing(course, capsys, tmp_path):
+    out = tmp_path / "grades.csv"
+    start = time.monotonic()
+    rc = grading.main([str(course["subs"]), "--out", str(out), "--source", str(course["source"]),
+                       "--scheduler", f"tcp://127.0.0.1:{_free_port()}"])
+    assert rc == 2 and time.monotonic() - start < 10
+    assert "no Dask scheduler answers" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resources_are_parsed():
+    assert grading_cluster.parse_resources("GPU=1, MEM=2") == {"GPU": 1.0, "MEM": 2.0}
+    assert grading_cluster.parse_resources(None) == {}
+    with pytest.raises(ValueError, match="GPU=1"):
+        grading_cluster.parse_resources("GPU=one")
+
+
+@pytest.mark.skipif(not SANDBOX, reason="bubblewrap cannot run here")
+def test_a_worker_without_bubblewrap_gives_the_install_message(course, monkeypatch):
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # the worker processes inherit it: no bwrap
+    with grading_cluster.Engine("local", workers=1, verbose=False) as engine:
+        with pytest.raises(grading.SandboxUnavailable, match="apt-get install bubblewrap"):
+            _grade(course, engine, "nobwrap")
+    assert not (course["root"] / "nobwrap" / "grades.csv").exists()
