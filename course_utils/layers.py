@@ -218,8 +218,14 @@ def numeric_gradient(f: Callable[[], torch.Tensor], x: torch.Tensor, dout: torch
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    """The largest elementwise |a - b| / max(|a| + |b|, 1e-8), for two tensors of one shape (0 = equal;
-    about 1e-7 or less in float64 for a correct backward against a finite difference)."""
+    """How far apart two gradients of one shape are, relative to their size: ||a - b|| / (||a|| + ||b||),
+    Euclidean norms over all entries (0 = equal; 0 when both are all zero).
+
+    A correct backward gives about 1e-9 or less in float64 against :func:`numeric_gradient` and about
+    1e-14 against autograd; a bug gives 1e-2 or more. The norms, not the largest entrywise ratio: a finite
+    difference has a small *absolute* error, which would dominate the ratio at entries near zero.
+    """
     if a.shape != b.shape:
         raise ValueError(f"the two gradients have different shapes, {tuple(a.shape)} and {tuple(b.shape)}.")
-    return ((a - b).abs() / (a.abs() + b.abs()).clamp(min=1e-8)).max().item()
+    scale = (a.norm() + b.norm()).item()
+    return 0.0 if scale == 0 else (a - b).norm().item() / scale

@@ -127,6 +127,10 @@ def test_relative_error():
     a = torch.tensor([1.0, 0.0])
     assert L.relative_error(a, a) == 0.0
     assert L.relative_error(a, torch.tensor([3.0, 0.0])) == pytest.approx(0.5)
+    assert L.relative_error(torch.zeros(2), torch.zeros(2)) == 0.0
+    assert L.relative_error(a, -a) == pytest.approx(1.0)  # opposite gradients: the largest possible error
+    # a tiny absolute difference at a near-zero entry (a finite difference's rounding) stays tiny
+    assert L.relative_error(torch.tensor([1.0, 1e-12]), torch.tensor([1.0, 3e-12])) < 1e-11
     with pytest.raises(ValueError, match="different shapes"):
         L.relative_error(a, torch.zeros(3))
 

@@ -245,3 +245,12 @@ def test_a_claim_about_another_notebooks_result_is_flagged(tmp_path):
     assert prose_numbers.cross_notebook_claims(nb, "13")[0][0] == 4
     nb.cells[4].source = "Notebook 12 compares the models' output ERFs; look at its last figure."
     assert nbtool.problems(_write(tmp_path, nb, "notebooks/13_tmp.ipynb"), tmp_path) == []
+
+
+def test_a_lettered_notebook_may_quote_itself_but_not_its_neighbour(tmp_path):
+    nb = _good_notebook("notebooks/04b_tmp.ipynb")
+    nb.cells.append(nbformat.v4.new_markdown_cell("Notebook 04b (this one) finds it faster."))
+    assert nbtool.problems(_write(tmp_path, nb, "notebooks/04b_tmp.ipynb"), tmp_path) == []
+    nb.cells[-1].source = "Notebook 04 finds it faster."
+    found = nbtool.problems(_write(tmp_path, nb, "notebooks/04b_tmp.ipynb"), tmp_path)
+    assert len(found) == 1 and "'faster'" in found[0]

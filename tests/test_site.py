@@ -27,8 +27,9 @@ def _widget_cell(nb: nbformat.NotebookNode) -> int:
 
 def test_the_site_has_every_notebook_in_order_and_the_exercise_as_its_student_version():
     found = [p.as_posix() for p in site.course_notebooks(ROOT)]
-    numbers = [Path(p).name[:2] for p in found]
-    assert numbers == sorted(numbers) and numbers[:13] == [f"{i:02d}" for i in range(13)]
+    numbers = [Path(p).name.split("_")[0] for p in found]
+    assert numbers == sorted(numbers) and numbers[:14] == [f"{i:02d}" for i in range(5)] + ["04b"] + [
+        f"{i:02d}" for i in range(5, 13)]
     assert f"notebooks/student/{EXERCISE}.ipynb" in found
     assert f"notebooks/{EXERCISE}.ipynb" not in found  # the solution source is never published
 
@@ -41,6 +42,21 @@ def test_in_a_release_the_student_version_alone_stands_for_the_exercise(tmp_path
     assert [p.as_posix() for p in site.course_notebooks(tmp_path)] == [
         "notebooks/00_start_here.ipynb", f"notebooks/student/{EXERCISE}.ipynb",
         "notebooks/12_segmentation_architectures.ipynb"]
+
+
+def test_a_lettered_notebook_sits_between_its_neighbours_with_its_own_number(tmp_path):
+    (tmp_path / "notebooks" / "student").mkdir(parents=True)
+    for name in ("05_c", "04b_b", "04_a", "4_not_numbered", "04bb_not_numbered", "notes"):
+        (tmp_path / "notebooks" / f"{name}.ipynb").write_text("{}")
+    assert [p.name for p in site.course_notebooks(tmp_path)] == ["04_a.ipynb", "04b_b.ipynb", "05_c.ipynb"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 04b · Backprop by hand")])
+    assert site.notebook_title(nb) == "Backprop by hand"
+    table = ("| # | notebook | what it covers |\n|---|---|---|\n| 04 | [a](notebooks/04_a.ipynb) | layers |\n"
+             "| 04b | [b](notebooks/04b_b.ipynb) | backprop |\n")
+    assert site.readme_summaries(table) == {"04": "layers", "04b": "backprop"}
+    entries = [(Path("notebooks/04_a.ipynb"), "A"), (Path("notebooks/04b_b.ipynb"), "B")]
+    page = site.landing_page("# T\n\nIntro.\n\n" + table, entries)
+    assert "| 04 | [A](notebooks/04_a.ipynb) | layers |" in page and "| 04b | [B](notebooks/04b_b.ipynb) | backprop |" in page
 
 
 def test_a_missing_student_version_is_an_error_that_says_what_to_run(tmp_path):
@@ -110,7 +126,7 @@ def test_readme_sections_and_summaries():
         site.readme_section(readme, "Releasing")
 
 
-README_ROW = re.compile(r"^\| (\d\d) \| \[[^\]]+\]\(notebooks/[^)]+\.ipynb\) \| (.+?) \| \[!\[Open In Colab\]")
+README_ROW = re.compile(r"^\| (\d\d[a-z]?) \| \[[^\]]+\]\(notebooks/[^)]+\.ipynb\) \| (.+?) \| \[!\[Open In Colab\]")
 
 
 def test_every_notebook_summary_is_its_own_readme_row():

@@ -80,7 +80,7 @@ def has_math(rel: Path) -> bool:
     return re.search(r"\$[^$\s][^$]*\$", text) is not None
 
 
-README_ROW = re.compile(r"^\| (\d\d) \| \[[^\]]+\]\((notebooks/[^)]+\.ipynb)\) \| (.+?) \| \[!\[Open In Colab\]")
+README_ROW = re.compile(r"^\| (\d\d[a-z]?) \| \[[^\]]+\]\((notebooks/[^)]+\.ipynb)\) \| (.+?) \| \[!\[Open In Colab\]")
 
 
 def expected_landing_rows() -> list[dict]:
@@ -90,7 +90,8 @@ def expected_landing_rows() -> list[dict]:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     summaries = {m.group(1): re.sub(r"\*\*|`", "", m.group(3))
                  for line in readme.splitlines() if (m := README_ROW.match(line))}
-    return [{"cells": [rel.name[:2], notebook_title(nbformat.read(ROOT / rel, as_version=4)), summaries.get(rel.name[:2], "(no README row)")],
+    return [{"cells": [rel.name.split("_")[0], notebook_title(nbformat.read(ROOT / rel, as_version=4)),
+                       summaries.get(rel.name.split("_")[0], "(no README row)")],
              "href": rel.with_suffix(".html").as_posix()} for rel in NOTEBOOKS]
 
 

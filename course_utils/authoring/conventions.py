@@ -149,7 +149,7 @@ def problems(path: Path, root: Path) -> list[str]:
             found.append(f"{rel}: cell {index} says {number.text!r}, which no output or code of this notebook shows: "
                          f"\"{number.sentence[:120]}\". Re-execute and update the sentence, print the figure from code, "
                          "or cite its source.")
-        own = Path(rel).name[:2]
+        own = Path(rel).name.split("_")[0]  # "04", or "04b" for a notebook placed between two others
         for index, what, sentence in cross_notebook_claims(nb, own):
             found.append(f"{rel}: cell {index} quotes another notebook's result ({what}), which this notebook does "
                          f"not print: \"{sentence[:120]}\". Compute it here, or say what to look at there "

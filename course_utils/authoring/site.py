@@ -135,12 +135,17 @@ fails on any Sphinx warning. The site shows the student version of the exercise 
 
 # ------------------------------------------------------------------------------------- notebooks
 
+NUMBERED = re.compile(r"\d\d[a-z]?_")
+"""A course notebook's name: its number (two digits, and a letter for one placed between two others, as
+``04b_``), then ``_``. Names sort in course order: ``04_...`` before ``04b_...`` before ``05_...``."""
+
+
 def course_notebooks(root: Path) -> list[Path]:
     """The notebooks of the site, in course order, relative to ``root``: ``notebooks/NN_*.ipynb``,
     with the exercise replaced by its student version ``notebooks/student/<exercise>.ipynb``. In a
     student release the solution source is absent and the student version alone stands for it."""
     names = sorted({p.name for folder in (root / "notebooks", root / "notebooks" / "student")
-                    for p in folder.glob("[0-9][0-9]_*.ipynb")})
+                    for p in folder.glob("[0-9][0-9]*_*.ipynb") if NUMBERED.match(p.name)})
     found = []
     for name in names:
         path = root / "notebooks" / name
@@ -159,7 +164,7 @@ def notebook_title(nb: nbformat.NotebookNode) -> str:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("# "):
-                    return re.sub(r"^\d\d\s*·\s*", "", line[2:].strip())
+                    return re.sub(r"^\d\d[a-z]?\s*·\s*", "", line[2:].strip())
     raise ValueError("the notebook has no '# Title' heading in a markdown cell")
 
 
@@ -287,7 +292,7 @@ def readme_summaries(readme: str) -> dict[str, str]:
     for cols in cells[start + 1:]:
         if cols is None:
             break
-        if re.fullmatch(r"\d\d", cols[0]) and len(cols) > column:
+        if re.fullmatch(r"\d\d[a-z]?", cols[0]) and len(cols) > column:
             if cols[0] in found:
                 raise ValueError(f"the README's notebook table has two rows for notebook {cols[0]}")
             found[cols[0]] = cols[column]
@@ -321,7 +326,7 @@ def landing_page(readme: str, entries: list[tuple[Path, str]]) -> str:
     summaries = readme_summaries(readme)
     rows = []
     for rel, title in entries:
-        number = rel.name[:2]
+        number = rel.name.split("_")[0]
         if number not in summaries:
             raise ValueError(f"the README's notebook table has no row for {rel.as_posix()}: add one "
                              f"('| {number} | [...] | what it covers | badge |'); the site's table uses it")
