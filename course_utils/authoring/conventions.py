@@ -51,6 +51,83 @@ def badge(relpath: str) -> str:
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(relpath)})"
 
 
+# ------------------------------------------------------------------------------------- figure alt text
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+GENERIC_ALTS = {"figure", "image", "img", "picture", "plot", "graph", "chart", "output", "png", "photo", "alt",
+                "todo", "tbd", "fig", "result", "results", "diagram", "screenshot", "matplotlib figure"}
+"""Alt texts that say nothing about what a figure shows (compared without articles, case and punctuation)."""
+MIN_ALT_WORDS = 4
+"""A figure's alt text says what it shows (and its result): fewer words than this cannot."""
+
+
+def figure_alt(cell: nbformat.NotebookNode) -> str | None:
+    """The alt text of a code cell's figures: its metadata ``mystnb.image.alt`` (what the website renders
+    as each figure's ``<img alt>``), or None."""
+    alt = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
+    return alt if isinstance(alt, str) else None
+
+
+def alt_problem(alt: str | None, min_words: int = 1) -> str | None:
+    """What is wrong with ``alt`` as an image's text alternative, or None if nothing is: missing or empty,
+    a file name or path (what Sphinx writes when there is none: ``../_images/0d47….png``), generic
+    ("figure", "a plot"), or fewer than ``min_words`` words."""
+    if alt is None or not alt.strip():
+        return "no alt text"
+    text = alt.strip()
+    if not re.search(r"\s", text) and (re.search(r"\.(png|jpe?g|gif|svg|webp)$", text, re.I) or "/" in text
+                                        or "\\" in text or re.fullmatch(r"[0-9a-f]{16,}", text, re.I)):
+        return f"a file name as alt text ({text[:60]!r})"
+    words = re.sub(r"^(a|an|the)\s+", "", re.sub(r"[^\w\s]", " ", text.lower()).strip()).split()
+    if " ".join(words) in GENERIC_ALTS or (len(words) == 2 and words[0] in {"my", "this", "output", "figure"}):
+        return f"a generic alt text ({text!r}) that does not say what the image shows"
+    if len(text.split()) < min_words:
+        return f"alt text too short to say what the figure shows ({text!r}: under {min_words} words)"
+    return None
+
+
+def widget_models(models: dict, model_id: str) -> list[dict]:
+    """The saved widget model ``model_id`` and its children's models, depth first (``IPY_MODEL_<id>``
+    references); ``models`` is the notebook's saved widget state (model id -> model)."""
+    model = models.get(model_id)
+    if model is None:
+        return []
+    found = [model]
+    for child in model.get("state", {}).get("children", []):
+        if isinstance(child, str) and child.startswith("IPY_MODEL_"):
+            found += widget_models(models, child.removeprefix("IPY_MODEL_"))
+    return found
+
+
+def figure_count(cell: nbformat.NotebookNode, models: dict) -> int:
+    """How many figures (``image/png``) a code cell shows: its own outputs, and those its widgets saved
+    (the website shows a widget's saved figure in the widget's place)."""
+    count = 0
+    for output in cell.get("outputs", []):
+        data = output.get("data", {})
+        count += "image/png" in data
+        if WIDGET_VIEW in data:
+            count += sum("image/png" in saved.get("data", {})
+                         for model in widget_models(models, data[WIDGET_VIEW].get("model_id", ""))
+                         if model.get("model_name") == "OutputModel"
+                         for saved in model.get("state", {}).get("outputs", []))
+    return count
+
+
+def figures_without_alt(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """(cell index, what is wrong) for every code cell that shows a figure without a real alt text in
+    its metadata (``"mystnb": {"image": {"alt": "..."}}``; see :func:`alt_problem`)."""
+    models = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and figure_count(cell, models):
+            problem = alt_problem(figure_alt(cell), MIN_ALT_WORDS)
+            if problem:
+                found.append((index, problem))
+    return found
+
+
 def relpath_of(path: Path, root: Path) -> str:
     return Path(path).resolve().relative_to(root.resolve()).as_posix()
 
@@ -103,7 +180,8 @@ def problems(path: Path, root: Path) -> list[str]:
     every measured number in the prose is one the notebook shows (:mod:`.prose_numbers`; student
     versions are generated from a source that is checked, and have no outputs to compare with); no
     markdown sentence quotes another notebook's measured result or verdict that this notebook does not
-    print (:func:`.prose_numbers.cross_notebook_claims`).
+    print (:func:`.prose_numbers.cross_notebook_claims`); every figure, a widget's saved one included,
+    has a real alt text in its cell's metadata (:func:`figures_without_alt`).
     """
     rel = relpath_of(path, root)
     found: list[str] = []
@@ -144,6 +222,10 @@ def problems(path: Path, root: Path) -> list[str]:
                                                       if k.startswith("text/"))
             if ABS_PATH_RE.search(str(text)):
                 found.append(f"{rel}: cell {index} output shows an absolute machine path")
+    for index, problem in figures_without_alt(nb):
+        found.append(f"{rel}: cell {index} shows a figure with {problem}; add to its metadata "
+                     '"mystnb": {"image": {"alt": "<what the figure shows and, if it carries one, the result>"}} '
+                     "(the website's text alternative for readers who cannot see it)")
     if "student" not in Path(rel).parts:
         for index, number in stale_numbers(nb):
             found.append(f"{rel}: cell {index} says {number.text!r}, which no output or code of this notebook shows: "

@@ -24,6 +24,11 @@ Two steps, nothing executed:
      JavaScript is loaded;
    - MathJax 3 is copied from the ``sphinx-mathjax-offline`` package into ``_static/``: no CDN.
 
+   Each figure's text alternative (its ``<img alt>``) is the alt text written in its cell's metadata,
+   ``"mystnb": {"image": {"alt": "..."}}``, which myst-nb renders for every figure of the cell, a
+   widget's saved figure included (the conventions check fails on a figure without one). Without it
+   Sphinx would write the image's file name, which a screen reader reads out as a hash.
+
 2. **build** runs ``sphinx-build -W --keep-going -n``: every warning fails the build, among them a
    missing image, a link to a page or section that does not exist and a skipped heading level. It
    then prints where the site is and how to view it.
@@ -45,7 +50,7 @@ from pathlib import Path
 import nbformat
 
 from ..core import repo_root
-from .conventions import BADGE_RE, BRANCH, GITHUB_REPO, colab_url
+from .conventions import BADGE_RE, BRANCH, GITHUB_REPO, colab_url, widget_models
 from .exercise import NOTEBOOK as EXERCISE
 
 __all__ = ["course_notebooks", "notebook_title", "readme_summaries", "readme_section", "site_notebook",
@@ -188,18 +193,6 @@ def _control(model: dict) -> str | None:
     return None
 
 
-def _descendants(models: dict, model_id: str) -> list[dict]:
-    """The model ``model_id`` and the models of its children, depth first (``IPY_MODEL_<id>`` references)."""
-    model = models.get(model_id)
-    if model is None:
-        return []
-    found = [model]
-    for child in model["state"].get("children", []):
-        if isinstance(child, str) and child.startswith("IPY_MODEL_"):
-            found += _descendants(models, child.removeprefix("IPY_MODEL_"))
-    return found
-
-
 def static_widget(view: dict, models: dict) -> list[nbformat.NotebookNode]:
     """The outputs that stand in for one widget view on the site.
 
@@ -209,7 +202,7 @@ def static_widget(view: dict, models: dict) -> list[nbformat.NotebookNode]:
     widget's output area saved. Without saved state: only a note that the slider works when the
     notebook runs.
     """
-    found = _descendants(models, view.get("model_id", ""))
+    found = widget_models(models, view.get("model_id", ""))
     controls = [c for c in map(_control, found) if c]
     saved = [copy.deepcopy(out) for m in found if m["model_name"] == "OutputModel"
              for out in m["state"].get("outputs", [])]
