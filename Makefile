@@ -64,12 +64,17 @@ student-version: install
 
 # Grade a folder of submissions, each kernel in a sandbox (README "For instructors"):
 #   make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv] [GRADE_ARGS="--workers 4 --fast"]
+# On a Dask cluster (README "Grading a class on a Dask cluster"): SCHEDULER=tcp://HOST:8786 (or 'local',
+# or $$DASK_SCHEDULER_ADDRESS), and RESOURCES=GPU=1 to send each submission to a worker with a GPU.
 SUBMISSIONS ?=
 OUT ?= grades.csv
 GRADE_ARGS ?=
+SCHEDULER ?=
+RESOURCES ?=
 grade: install
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv]"; exit 2; }
-	$(BIN)/python -m course_utils.authoring.grading $(SUBMISSIONS) --out $(OUT) $(GRADE_ARGS)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv] [SCHEDULER=tcp://HOST:8786] [RESOURCES=GPU=1]"; exit 2; }
+	$(BIN)/python -m course_utils.authoring.grading $(SUBMISSIONS) --out $(OUT) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(RESOURCES),--resources $(RESOURCES)) $(GRADE_ARGS)
 
 # Write the public student release (no solutions, no hidden tests):
 #   make release DEST=../course-release [REPO=owner/name]

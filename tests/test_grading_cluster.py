@@ -5,6 +5,7 @@ wraps the real task function. The scheduler gives up on a task after 2 worker de
 """
 import csv
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -118,6 +119,9 @@ def test_a_real_cluster_grades_like_the_local_pool(cluster, course, capsys):
     assert (rows["full_marks"]["total"], rows["blank"]["total"], rows["one_bug"]["total"]) == ("5", "0", "2")
     graded = course["root"] / "cluster" / ".nbgrader_work" / "graded" / "full_marks.ipynb"
     assert graded.exists()  # the graded notebook came back from the worker
+    report = (course["root"] / "cluster" / "grades-report.html").read_text()  # the class report, with the workers
+    assert "Every student" in report and re.search(rf"<td>{re.escape(socket.gethostname())}:\d+</td>", report)
+    assert "wrote the class report" in text
 
 
 def test_a_worker_killed_mid_grade_costs_nothing(cluster, course):

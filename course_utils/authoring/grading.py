@@ -769,8 +769,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(only where bubblewrap cannot run and you trust the submissions)")
     args = parser.parse_args(argv)
     # >>> seam (issue 22): connect to the cluster first, so that a bad address fails before anything is written
+    import time
     from . import grading_cluster
-    engine, scheduler = None, grading_cluster.scheduler_from(args.scheduler)
+    engine, scheduler, started = None, grading_cluster.scheduler_from(args.scheduler), time.monotonic()
     try:
         if scheduler:
             engine = grading_cluster.Engine(scheduler, workers=args.workers,
@@ -791,6 +792,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if engine is not None:
             engine.close()
+    # >>> seam (issue 22): the class report next to the CSV (course_utils.authoring.grading_report)
+    from .grading_report import write_class_report
+    report = write_class_report(results, args.out, graded_parts(args.source), where=engine and engine.where,
+                                wall_seconds=time.monotonic() - started)
+    print(f"wrote the class report {report}")
+    # <<< seam (issue 22)
     graded = sum(r.status == "graded" for r in results)
     print(f"{graded}/{len(results)} graded; mean total {sum(r.total for r in results) / max(1, len(results)):.2f}; "
           f"{sum(bool(r.review) for r in results)} to review")

@@ -209,6 +209,7 @@ class Engine:
         self.grade_fn, self.verbose = grade_fn, verbose
         self.allowed_failures, self.second_chances, self.wait = allowed_failures, second_chances, wait_for_workers
         self.client = self.cluster = None
+        self.where: dict[str, str] = {}  # student -> the worker ("host:pid") that graded it, for the class report
 
     def start(self) -> Engine:
         """Connect (or start the local cluster). Raises :class:`ClusterUnavailable` at once when the
@@ -216,14 +217,13 @@ class Engine:
         import dask
         from distributed import Client, LocalCluster
         if self.scheduler == LOCAL:
-            import importlib.util
             import logging
-            dashboard = ":0" if importlib.util.find_spec("bokeh") else None
             with dask.config.set({"distributed.scheduler.allowed-failures": self.allowed_failures}):
                 self.cluster = LocalCluster(n_workers=max(1, self.workers or (os.cpu_count() or 2) // 2),
                                             threads_per_worker=1, processes=True, host="127.0.0.1",
-                                            dashboard_address=dashboard, silence_logs=logging.ERROR,
+                                            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                                             resources=self.resources or None)
+                # the scheduler's HTTP server (its dashboard when bokeh is installed) on a free port of this machine only
             self.client = Client(self.cluster)
         else:
             check_reachable(self.scheduler)
@@ -232,7 +232,12 @@ class Engine:
             except OSError as err:
                 raise ClusterUnavailable(f"could not connect to the Dask scheduler at {self.scheduler}: {err}") from None
         if self.verbose:
+            import importlib.util
             link = self.client.dashboard_link if self.client.scheduler_info().get("services", {}).get("dashboard") else None
+            if link and self.scheduler == LOCAL and not importlib.util.find_spec("bokeh"):
+                link = None  # the HTTP server runs, but the dashboard pages need bokeh
+            elif link:
+                link += " (served when bokeh is installed on the scheduler)" if self.scheduler != LOCAL else ""
             print(f"Dask scheduler {self.client.scheduler.address}; dashboard: "
                   f"{link or 'none (pip install bokeh on the scheduler for one)'}", flush=True)
         return self
@@ -320,6 +325,7 @@ class Engine:
                                                      f"{' '.join(str(err).split())[:200]}"), False
                 else:
                     result = grading.Result(**reply["result"])
+                    self.where[student] = reply["worker"]
                     if reply["template_digest"] != digest:
                         result, cacheable = self._failed(todo[i], f"worker {reply['worker']} graded with another "
                                                          "template than the one sent; not trusted"), False
