@@ -195,3 +195,35 @@ def test_numeric_gradient_rejects_a_mismatched_dout_and_a_non_contiguous_x():
     with pytest.raises(ValueError, match="must be contiguous"):
         L.numeric_gradient(lambda: 2 * xt, xt, torch.ones(4, 3, dtype=torch.float64))
     assert torch.equal(x, _rand(3, 4))  # nothing was changed
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", [
+    ((1, 2, 3, 3), (2, 2, 3, 3), 1, 0),  # the kernel covers the whole input: a 1x1 output
+    ((2, 3, 4, 5), (3, 3, 1, 1), 1, 0),  # 1x1 kernel: a per-pixel linear map across channels
+    ((1, 1, 2, 2), (1, 1, 3, 3), 2, 1),  # the kernel is larger than the image, not than the padded image
+])
+def test_conv_edge_geometries(x_shape, w_shape, stride, pad):
+    x, w, b = _rand(*x_shape, seed=30), _rand(*w_shape, seed=31), _rand(w_shape[0], seed=32)
+    for forward, backward in ((L.conv_forward_loops, L.conv_backward_loops),
+                              (L.conv_forward_im2col, L.conv_backward_im2col)):
+        out, cache = forward(x, w, b, stride=stride, pad=pad)
+        torch.testing.assert_close(out, F.conv2d(x, w, b, stride=stride, padding=pad))
+        dout = _rand(*out.shape, seed=33)
+        xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
+        F.conv2d(xs, ws, bs, stride=stride, padding=pad).backward(dout)
+        for g, t in zip(backward(dout, cache), (xs, ws, bs)):
+            assert L.relative_error(g, t.grad) < TOL_AUTOGRAD
+
+
+def test_maxpool_window_as_large_as_the_input_and_bad_sizes():
+    x = _rand(2, 3, 4, 4, seed=34)
+    out, cache = L.maxpool_forward(x, 4)
+    assert out.shape == (2, 3, 1, 1)
+    dx = L.maxpool_backward(torch.ones_like(out), cache)
+    assert torch.equal(dx.sum(dim=(2, 3)), torch.ones(2, 3, dtype=dx.dtype))  # one pixel per window gets it
+    assert torch.equal(dx != 0, x == x.amax(dim=(2, 3), keepdim=True))
+    for size, stride in ((0, None), (2, 0)):
+        with pytest.raises(ValueError, match="size and stride must be >= 1"):
+            L.maxpool_forward(x, size, stride)
+    with pytest.raises(ValueError, match="pad >= 0"):
+        L.conv_forward_loops(x, _rand(2, 3, 3, 3), _rand(2), pad=-1)
