@@ -4,7 +4,8 @@ Each ``*_forward`` returns ``(out, cache)``; the matching ``*_backward`` takes t
 gradient ``dout`` (same shape as ``out``) and the cache, and returns the gradients of the loss with
 respect to each input. Shapes follow PyTorch: images are (N, C, H, W) = (batch, channels, height,
 width); convolution weights are (F, C, HH, WW) = (filters, input channels, kernel height, width).
-``numeric_gradient`` gives a centred finite difference to check any backward against.
+Every gradient has the shape of the tensor it belongs to, in units of the loss per unit of that
+tensor. ``numeric_gradient`` gives a centred finite difference to check any backward against.
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def _conv_geometry(x: torch.Tensor, w: torch.Tensor, stride: int, pad: int) -> t
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"x has {x.shape[1]} channels but w expects {w.shape[1]} (w is (F, C, HH, WW)); "
                          "they must agree.")
+    if x.dtype != w.dtype:
+        raise ValueError(f"x is {x.dtype} but w is {w.dtype}; they must have one dtype. Convert one, "
+                         "e.g. w.to(x.dtype) (gradient checks want float64 for both).")
     if stride < 1 or pad < 0:
         raise ValueError(f"stride must be >= 1 and pad >= 0; found stride={stride}, pad={pad}.")
     h, wd = x.shape[2] + 2 * pad, x.shape[3] + 2 * pad
@@ -39,6 +43,22 @@ def _conv_geometry(x: torch.Tensor, w: torch.Tensor, stride: int, pad: int) -> t
     return 1 + (h - hh) // stride, 1 + (wd - ww) // stride
 
 
+def _check_bias(b: torch.Tensor, w: torch.Tensor) -> None:
+    if not isinstance(b, torch.Tensor) or b.shape != (w.shape[0],):
+        found = tuple(b.shape) if isinstance(b, torch.Tensor) else type(b).__name__
+        raise ValueError(f"b must have shape ({w.shape[0]},), one bias per filter of w (w is (F, C, HH, WW)); "
+                         f"found {found}. Use torch.zeros({w.shape[0]}) for no bias.")
+
+
+def _check_dout(dout: torch.Tensor, expected: tuple[int, ...], layer: str) -> None:
+    """A backward's upstream gradient must have the shape of the forward's output (else it would broadcast)."""
+    if not isinstance(dout, torch.Tensor) or tuple(dout.shape) != tuple(expected):
+        found = tuple(dout.shape) if isinstance(dout, torch.Tensor) else type(dout).__name__
+        raise ValueError(f"dout for the {layer} backward must have the shape of the forward's output, "
+                         f"{tuple(expected)}; found {found}. Pass the gradient of the loss with respect to "
+                         "this layer's output, e.g. torch.randn(*out.shape) or the next layer's dx.")
+
+
 def conv_forward_loops(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
                        stride: int = 1, pad: int = 0) -> tuple[torch.Tensor, Cache]:
     """Convolution (cross-correlation, as in PyTorch) with explicit loops over outputs.
@@ -47,6 +67,7 @@ def conv_forward_loops(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
     Returns out: (N, F, H', W') with H' = 1 + (H + 2 pad - HH) // stride (same for W'), and a cache.
     """
     ho, wo = _conv_geometry(x, w, stride, pad)
+    _check_bias(b, w)
     xp = F.pad(x, (pad, pad, pad, pad))
     n, f = x.shape[0], w.shape[0]
     hh, ww = w.shape[2], w.shape[3]
@@ -66,6 +87,7 @@ def conv_backward_loops(dout: torch.Tensor, cache: Cache) -> tuple[torch.Tensor,
     to both, summed over every place they were used.
     """
     x, w, b, stride, pad = cache
+    _check_dout(dout, (x.shape[0], w.shape[0], *_conv_geometry(x, w, stride, pad)), "convolution")
     xp = F.pad(x, (pad, pad, pad, pad))
     dxp = torch.zeros_like(xp)
     dw = torch.zeros_like(w)
@@ -89,6 +111,7 @@ def conv_forward_im2col(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
     The columns are (N, C*HH*WW, H'*W'); out = w as (F, C*HH*WW) times the columns, plus b.
     """
     ho, wo = _conv_geometry(x, w, stride, pad)
+    _check_bias(b, w)
     cols = F.unfold(x, w.shape[2:], padding=pad, stride=stride)  # (N, C*HH*WW, H'*W')
     out = w.reshape(w.shape[0], -1) @ cols + b[:, None]  # (N, F, H'*W')
     return out.reshape(x.shape[0], w.shape[0], ho, wo), (x, w, b, stride, pad, cols)
@@ -102,6 +125,7 @@ def conv_backward_im2col(dout: torch.Tensor, cache: Cache) -> tuple[torch.Tensor
     it came from (overlapping patches add up).
     """
     x, w, b, stride, pad, cols = cache
+    _check_dout(dout, (x.shape[0], w.shape[0], *_conv_geometry(x, w, stride, pad)), "convolution")
     g = dout.reshape(dout.shape[0], dout.shape[1], -1)  # (N, F, H'*W')
     dw = (g @ cols.transpose(1, 2)).sum(dim=0).reshape(w.shape)  # (F, C*HH*WW) -> (F, C, HH, WW)
     dcols = w.reshape(w.shape[0], -1).T @ g  # (N, C*HH*WW, H'*W')
@@ -119,6 +143,7 @@ def relu_backward(dout: torch.Tensor, cache: Cache) -> torch.Tensor:
     """Backward of ReLU: dx = dout where x > 0, else 0 (at x == 0 the gradient is taken as 0,
     as PyTorch does). dout and dx have the shape of x."""
     (x,) = cache
+    _check_dout(dout, tuple(x.shape), "ReLU")
     return dout * (x > 0).to(dout.dtype)
 
 
@@ -146,12 +171,13 @@ def maxpool_backward(dout: torch.Tensor, cache: Cache) -> torch.Tensor:
     """Backward of max pooling. dout: (N, C, H', W'). Returns dx: (N, C, H, W).
 
     Each window's gradient goes to the one input that was its maximum. Ties: when several inputs
-    of a window share the maximum, the whole gradient goes to the first of them in row-major order
-    (the max is not differentiable there; any split that sums to dout is a valid subgradient, and
+    of a window share the maximum, the whole gradient goes to the first of them in row-major order,
+    as PyTorch's ``max_pool2d`` does on the CPU (the max is not differentiable there; any split that sums to dout is a valid subgradient, and
     a finite difference across a tie gives half to each, so gradient checks use inputs without ties).
     Where windows overlap, an input that is the maximum of several windows sums their gradients.
     """
     (n, c, h, w), size, stride, arg = cache
+    _check_dout(dout, (n, c, 1 + (h - size) // stride, 1 + (w - size) // stride), "max-pooling")
     g = dout.reshape(n * c, -1)  # (N*C, H'*W')
     dcols = g.new_zeros(n * c, size * size, g.shape[1])
     dcols.scatter_(1, arg[:, None], g[:, None])
@@ -185,6 +211,7 @@ def batchnorm_backward(dout: torch.Tensor, cache: Cache) -> tuple[torch.Tensor, 
     dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)), means over N, H, W.
     """
     x_hat, inv_std, gamma = cache
+    _check_dout(dout, tuple(x_hat.shape), "batch-norm")
     dbeta = dout.sum(dim=(0, 2, 3))
     dgamma = (dout * x_hat).sum(dim=(0, 2, 3))
     dx_hat = dout * gamma[None, :, None, None]
@@ -198,12 +225,21 @@ def numeric_gradient(f: Callable[[], torch.Tensor], x: torch.Tensor, dout: torch
     """Centred finite difference of sum(f() * dout) with respect to ``x`` (changed in place, restored).
 
     f: a function of no arguments that reads ``x`` and returns a tensor shaped like ``dout``.
-    Returns a tensor shaped like x: (f(x + h e_i) - f(x - h e_i)) . dout / (2 h) for each entry i.
+    h: the step, in the units of x. Returns a tensor shaped like x:
+    (f(x + h e_i) - f(x - h e_i)) . dout / (2 h) for each entry i.
     Use float64: in float32 the rounding error of the difference swamps a small h.
     """
     if x.dtype != torch.float64:
         raise ValueError(f"numeric_gradient needs a float64 tensor (found {x.dtype}): rounding in float32 "
                          "makes the difference meaningless. Use x.double().")
+    if not x.is_contiguous():
+        raise ValueError("numeric_gradient changes x in place through a flat view, so x must be contiguous; "
+                         "found a non-contiguous view (e.g. a transpose or a slice). Make xc = x.contiguous(), let f "
+                         "read xc, and pass xc here.")
+    shape = tuple(f().shape)
+    if shape != tuple(dout.shape):
+        raise ValueError(f"f() returns shape {shape} but dout has shape {tuple(dout.shape)}; they must agree "
+                         "(dout weights each output of f). Make dout with torch.randn(*f().shape).")
     grad = torch.zeros_like(x)
     flat, gflat = x.view(-1), grad.view(-1)
     for i in range(flat.numel()):

@@ -151,3 +151,79 @@ def test_bad_inputs_give_clear_errors():
         L.batchnorm_forward(x, torch.ones(2, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="float64"):
         L.numeric_gradient(lambda: x.float(), x.float(), torch.ones(1))
+
+
+def test_maxpool_tie_goes_where_pytorch_sends_it_even_with_overlapping_windows():
+    x = torch.ones(1, 1, 3, 3, dtype=torch.float64)  # every window of 2x2, stride 1, is a four-way tie
+    out, cache = L.maxpool_forward(x, 2, 1)
+    dx = L.maxpool_backward(torch.ones_like(out), cache)
+    xs = x.clone().requires_grad_()
+    F.max_pool2d(xs, 2, 1).backward(torch.ones_like(out))
+    assert torch.equal(dx, xs.grad)
+    assert dx[0, 0].tolist() == [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]  # each window's first pixel
+
+
+def test_backward_rejects_a_dout_of_the_wrong_shape():
+    """A dout that would broadcast (e.g. one value per channel) must not give a silently wrong gradient."""
+    x, w, b = _rand(2, 3, 6, 6), _rand(4, 3, 3, 3), _rand(4)
+    cases = [(L.conv_forward_loops(x, w, b, pad=1), L.conv_backward_loops, "convolution", r"\(2, 4, 6, 6\)"),
+             (L.conv_forward_im2col(x, w, b, stride=2), L.conv_backward_im2col, "convolution", r"\(2, 4, 2, 2\)"),
+             (L.relu_forward(x), L.relu_backward, "ReLU", r"\(2, 3, 6, 6\)"),
+             (L.maxpool_forward(x, 3, 2), L.maxpool_backward, "max-pooling", r"\(2, 3, 2, 2\)"),
+             (L.batchnorm_forward(x, _rand(3), _rand(3)), L.batchnorm_backward, "batch-norm", r"\(2, 3, 6, 6\)")]
+    for (out, cache), backward, layer, shape in cases:
+        backward(torch.ones_like(out), cache)  # the right shape passes
+        for bad in (torch.ones(out.shape[1], 1, 1, dtype=out.dtype), torch.ones(*out.shape[:-1], out.shape[-1] + 1)):
+            with pytest.raises(ValueError, match=rf"{layer} backward must have the shape .*{shape}; found"):
+                backward(bad, cache)
+
+
+def test_conv_rejects_a_bias_or_dtype_that_does_not_fit():
+    x, w = _rand(1, 3, 5, 5), _rand(2, 3, 3, 3)
+    for forward in (L.conv_forward_loops, L.conv_forward_im2col):
+        with pytest.raises(ValueError, match=r"b must have shape \(2,\).*found \(1,\)"):
+            forward(x, w, torch.zeros(1, dtype=torch.float64))  # would broadcast silently over the filters
+        with pytest.raises(ValueError, match="x is torch.float32 but w is torch.float64"):
+            forward(x.float(), w, torch.zeros(2, dtype=torch.float64))
+
+
+def test_numeric_gradient_rejects_a_mismatched_dout_and_a_non_contiguous_x():
+    x = _rand(3, 4)
+    with pytest.raises(ValueError, match=r"f\(\) returns shape \(3, 4\) but dout has shape \(4,\)"):
+        L.numeric_gradient(lambda: 2 * x, x, torch.ones(4, dtype=torch.float64))
+    xt = x.T
+    with pytest.raises(ValueError, match="must be contiguous"):
+        L.numeric_gradient(lambda: 2 * xt, xt, torch.ones(4, 3, dtype=torch.float64))
+    assert torch.equal(x, _rand(3, 4))  # nothing was changed
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", [
+    ((1, 2, 3, 3), (2, 2, 3, 3), 1, 0),  # the kernel covers the whole input: a 1x1 output
+    ((2, 3, 4, 5), (3, 3, 1, 1), 1, 0),  # 1x1 kernel: a per-pixel linear map across channels
+    ((1, 1, 2, 2), (1, 1, 3, 3), 2, 1),  # the kernel is larger than the image, not than the padded image
+])
+def test_conv_edge_geometries(x_shape, w_shape, stride, pad):
+    x, w, b = _rand(*x_shape, seed=30), _rand(*w_shape, seed=31), _rand(w_shape[0], seed=32)
+    for forward, backward in ((L.conv_forward_loops, L.conv_backward_loops),
+                              (L.conv_forward_im2col, L.conv_backward_im2col)):
+        out, cache = forward(x, w, b, stride=stride, pad=pad)
+        torch.testing.assert_close(out, F.conv2d(x, w, b, stride=stride, padding=pad))
+        dout = _rand(*out.shape, seed=33)
+        xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
+        F.conv2d(xs, ws, bs, stride=stride, padding=pad).backward(dout)
+        for g, t in zip(backward(dout, cache), (xs, ws, bs)):
+            assert L.relative_error(g, t.grad) < TOL_AUTOGRAD
+
+
+def test_maxpool_window_as_large_as_the_input_and_bad_sizes():
+    x = _rand(2, 3, 4, 4, seed=34)
+    out, cache = L.maxpool_forward(x, 4)
+    assert out.shape == (2, 3, 1, 1)
+    dx = L.maxpool_backward(torch.ones_like(out), cache)
+    assert torch.equal(dx.sum(dim=(2, 3)), torch.ones(2, 3, dtype=dx.dtype))  # one pixel per window gets it
+    assert torch.equal(dx != 0, x == x.amax(dim=(2, 3), keepdim=True))
+    for size, stride in ((0, None), (2, 0)):
+        with pytest.raises(ValueError, match="size and stride must be >= 1"):
+            L.maxpool_forward(x, size, stride)
+    with pytest.raises(ValueError, match="pad >= 0"):
+        L.conv_forward_loops(x, _rand(2, 3, 3, 3), _rand(2), pad=-1)
