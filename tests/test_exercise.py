@@ -482,7 +482,7 @@ def test_second_independent_solution_scores_full_marks(graded):
 @pytest.mark.skipif(os.environ.get("EXERCISE_FULL_GRADE") != "1",
                     reason="grades in full mode, about 9 minutes on two quiet cores: set EXERCISE_FULL_GRADE=1")
 def test_second_independent_solution_scores_full_marks_in_full_mode(tmp_path):
-    """What the instructor runs: full mode, the generated data, Part 6's full-mode bar (ten times the
+    """What the instructor runs: full mode, the generated data, Part 6's full-mode bar (eight times the
     all-background mIoU) for a decoder other than the reference's."""
     (tmp_path / "subs" / "second").mkdir(parents=True)
     nbformat.write(fill(SECOND), tmp_path / "subs" / "second" / f"{exercise.NOTEBOOK}.ipynb")
