@@ -343,6 +343,29 @@ def test_math_carries_mathml_for_screen_readers(tour):
     assert {p: m for p, r in tour["pages"].items() if (m := [x for x in r["problems"] if "MathML" in x])} == {}
 
 
+DARK_PAGES = ["index.html", "notebooks/02_convolution_and_filters.html", "notebooks/08_receptive_field_fcn.html",
+              "notebooks/10_segmentation_metrics.html"]  # the landing table; code; a widget note; math and tables
+
+
+def test_the_dark_mode_a_reader_can_choose_passes_axe_too(site_dir, browser):
+    """The site opens in light mode (the tour above); the colour-mode button offers dark, with its own
+    colours: the same axe rules on pages with the landing table, code, a widget note and math."""
+    found = {}
+    with serve(site_dir) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        local_only(context)
+        context.add_init_script("localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark');")
+        page = context.new_page()
+        for path in DARK_PAGES:
+            page.goto(urljoin(base, path), wait_until="load")
+            page.wait_for_load_state("networkidle")
+            mode = page.evaluate("() => [document.documentElement.dataset.theme, getComputedStyle(document.body).backgroundColor]")
+            assert mode[0] == "dark" and sum(map(int, re.findall(r"\d+", mode[1])[:3])) < 150, mode  # really dark
+            found[path] = axe_violations(page)
+        context.close()
+    assert {p: v for p, v in found.items() if v} == {}
+
+
 def _tab_to(page, test_js: str, limit: int = 150) -> str | None:
     """Press Tab until the focused element passes ``test_js`` (a JS function of the element); its name."""
     for _ in range(limit):
