@@ -89,22 +89,6 @@ def has_math(rel: Path) -> bool:
     return re.search(r"\$[^$\s][^$]*\$", text) is not None
 
 
-NO_ALT = "(no alt text in the cell's metadata)"
-
-
-def expected_figure_alts(rel: Path) -> list[str]:
-    """The alt text each figure of the notebook's page must have, in page order: its cell's
-    ``mystnb.image.alt``, for each figure of the cell (a widget's saved figure included)."""
-    nb = site_notebook(nbformat.read(ROOT / rel, as_version=4))
-    return [figure_alt(cell) or NO_ALT for cell in nb.cells if cell.cell_type == "code"
-            for out in cell.outputs if "image/png" in out.get("data", {})]
-
-
-def alt_problems(alts: list[dict]) -> list[str]:
-    """Images (``JS_IMAGE_ALTS``) whose alt is missing, empty, generic or a file name."""
-    return [f"{a['src']}: {problem}" for a in alts if (problem := alt_problem(a["alt"]))]
-
-
 README_ROW = re.compile(r"^\| (\d\d) \| \[[^\]]+\]\((notebooks/[^)]+\.ipynb)\) \| (.+?) \| \[!\[Open In Colab\]")
 
 
@@ -129,6 +113,22 @@ def landing_row_problems(rows: list[dict] | None) -> list[str]:
     if len(rows) != len(expected):
         found.append(f"{len(rows)} rows on the page, {len(expected)} notebooks")
     return found
+
+
+NO_ALT = "(no alt text in the cell's metadata)"
+
+
+def expected_figure_alts(rel: Path) -> list[str]:
+    """The alt text each figure of the notebook's page must have, in page order: its cell's
+    ``mystnb.image.alt``, for each figure of the cell (a widget's saved figure included)."""
+    nb = site_notebook(nbformat.read(ROOT / rel, as_version=4))
+    return [figure_alt(cell) or NO_ALT for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.outputs if "image/png" in out.get("data", {})]
+
+
+def alt_problems(alts: list[dict]) -> list[str]:
+    """Images (``JS_IMAGE_ALTS``) whose alt is missing, empty, generic or a file name."""
+    return [f"{a['src']}: {problem}" for a in alts if (problem := alt_problem(a["alt"]))]
 
 
 def check_page(page, problems: PageProblems, path: str, views: int = 0) -> dict:
