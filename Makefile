@@ -3,7 +3,7 @@
 #   make test   set up the same env and run every unit test and every notebook (fast + offline)
 # Authoring (README "For authors"):
 #   make check, make notebooks NB=..., make refresh
-#   make site   the course website in build/site/html (README "The course website")
+#   make site   the course website in build/site/html (README "The course website"); make site-check its tests
 # >>> instructor-only
 # Instructors (README "For instructors"): make student-version, make grade, make release
 # <<< instructor-only
@@ -19,7 +19,7 @@ INSTALLER ?= pip
 UV_ARGS ?=
 NBVAL   = --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
-.PHONY: install lab test check notebooks refresh student-version site grade release clean
+.PHONY: install lab test check notebooks refresh student-version site site-check grade release clean
 
 install: $(VENV)/.installed
 
@@ -88,6 +88,11 @@ release: install
 # The course website from the committed notebooks (no re-execution); fails on any Sphinx warning.
 site: install
 	$(BIN)/python -m course_utils.authoring.site
+
+# The website's own checks (also part of `make test`): build it, then its tests on that build
+# (accessibility with axe-core, keyboard tour, alt texts, links, search, no solution code).
+site-check: site
+	SITE_DIR=build/site/html $(BIN)/python -m pytest tests/test_site.py tests/test_site_alt_text.py tests/test_site_browser.py
 
 clean:
 	rm -rf $(VENV)

@@ -134,3 +134,140 @@ def screenshot(page, name: str, **kwargs) -> Path:
     path = ARTIFACTS / name
     page.screenshot(path=str(path), **kwargs)
     return path
+
+
+# ------------------------------------------------------------------------------------- accessibility (WCAG 2.1 AA)
+
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+"""The axe-core rule sets a page must pass: WCAG 2.0 and 2.1, levels A and AA."""
+
+JS_CONTRAST_SAMPLE = """() => {
+  // One element per kind of text: same colour, size, weight, shadow, opacity and background (the
+  // backgrounds up to the first opaque one). Elements of one kind have the same contrast, so axe's
+  // colour-contrast rule checks one of each instead of every token of every code cell (6000 on a page).
+  const opaque = c => c !== 'transparent' && !/rgba\\(.*,\\s*0\\)$/.test(c);
+  const kind = el => {
+    const cs = getComputedStyle(el);
+    const parts = [cs.color, cs.fontSize, cs.fontWeight, cs.textShadow, cs.opacity, cs.visibility];
+    for (let a = el; a; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      parts.push(s.backgroundColor, s.backgroundImage, s.opacity, s.mixBlendMode);
+      if (opaque(s.backgroundColor) || s.backgroundImage !== 'none') break;
+    }
+    return parts.join('|');
+  };
+  document.querySelectorAll('[data-contrast-sample]').forEach(e => e.removeAttribute('data-contrast-sample'));
+  const chosen = new Map();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  let texts = 0;
+  for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+    if (!t.textContent.trim() || !t.parentElement) continue;
+    texts++;
+    const k = kind(t.parentElement);
+    if (!chosen.has(k)) chosen.set(k, t.parentElement);
+  }
+  chosen.forEach(e => e.setAttribute('data-contrast-sample', ''));
+  return {texts: texts, kinds: chosen.size};
+}"""
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's violations of the WCAG 2.1 A and AA rules (``WCAG_TAGS``) on the page now loaded in
+    ``page``, one line each: "rule (impact) at <element>: what to fix". Empty: the page passes.
+
+    Every rule runs on the whole page, except colour contrast, which runs on one element of each kind
+    of text (``JS_CONTRAST_SAMPLE``): all 6000 syntax-highlighted tokens of a notebook page took axe
+    45 s; one of each kind, under 5. Uses the axe-core bundled with ``axe-playwright-python``."""
+    try:
+        from axe_playwright_python.base import AXE_SCRIPT
+    except ImportError:
+        pytest.fail("the accessibility tests run axe-core from the package axe-playwright-python: "
+                    "pip install -e '.[test]'", pytrace=False)
+    if not page.evaluate("() => !!window.axe"):
+        page.evaluate(AXE_SCRIPT)
+    page.evaluate(JS_CONTRAST_SAMPLE)
+    results = page.evaluate("""async (tags) => {
+      const only = {resultTypes: ['violations']};
+      const all = await axe.run(document, {...only, runOnly: {type: 'tag', values: tags},
+                                           rules: {'color-contrast': {enabled: false}}});
+      const contrast = await axe.run({include: [['[data-contrast-sample]']]},
+                                     {...only, runOnly: {type: 'rule', values: ['color-contrast']}});
+      return [...all.violations, ...contrast.violations];
+    }""", WCAG_TAGS)
+    return [f"{v['id']} ({v['impact']}) at {' '.join(map(str, node['target']))}: "
+            f"{node['failureSummary'].splitlines()[-1].strip()[:200]}"
+            for v in results for node in v["nodes"]]
+
+
+JS_IMAGE_ALTS = "() => [...document.images].map(i => ({src: i.getAttribute('src'), alt: i.getAttribute('alt'), " \
+                "figure: !!i.closest('article .cell_output')}))"
+"""Every image of the page: its src, its alt attribute (null if none), and whether it is a notebook's figure."""
+
+
+def tab_stops(page, limit: int = 200, check_focus: bool = True) -> list[dict]:
+    """Press Tab from the top of the page now loaded until the focus comes back to the first element it
+    reached (or ``limit`` presses). For each element reached: ``name`` (tag, then href, label or text),
+    and with ``check_focus`` ``visible``: whether the page looks different around it focused and
+    unfocused (two screenshots of the element's box and 6 px around it, CSS transitions finished), the
+    honest test of a visible focus indicator (WCAG 2.4.7), whatever the theme draws it with."""
+    page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+    page.mouse.move(0, 0)
+    stops: list[dict] = []
+    first = None
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        info = page.evaluate(JS_FOCUSED)
+        if info is None:
+            continue
+        if info["key"] == first:
+            break
+        first = first or info["key"]
+        if check_focus and info["box"]:
+            x, y, w, h = info["box"]
+            clip = {"x": max(0, x - 6), "y": max(0, y - 6), "width": w + 12, "height": h + 12}
+            focused = page.screenshot(clip=clip, animations="disabled")
+            page.evaluate("() => document.activeElement.blur()")
+            unfocused = page.screenshot(clip=clip, animations="disabled")
+            page.keyboard.press("Shift+Tab")  # blur() keeps Chromium's place in the tab order:
+            page.keyboard.press("Tab")        # back to the same element, focused from the keyboard again
+            info["visible"] = focused != unfocused
+        stops.append(info)
+    return stops
+
+
+JS_FOCUSED = """() => {
+  const e = document.activeElement;
+  if (!e || e === document.body) return null;
+  const r = e.getBoundingClientRect();
+  const name = e.getAttribute('href') || e.getAttribute('aria-label') || e.getAttribute('title')
+               || (e.innerText || '').trim().split('\\n')[0].slice(0, 40);
+  const path = []; for (let a = e; a && a !== document.body; a = a.parentElement) path.push(a.tagName + ([...(a.parentElement?.children || [])].indexOf(a)));
+  return {name: e.tagName.toLowerCase() + ' ' + name, key: path.join('<'),
+          box: r.width && r.height && r.bottom > 0 && r.top < innerHeight ? [r.x, r.y, r.width, r.height] : null};
+}"""
+
+JS_FOCUSABLE = """() => {
+  // What a keyboard user must be able to reach: every visible link, button and control that is not
+  // disabled (a tabindex of -1 on one takes it from the keyboard: that is reported), and any other element
+  // the page put in the tab order (tabindex >= 0).
+  const native = 'a[href], button, input, select, textarea, summary';
+  const sel = native + ', [tabindex]';
+  const path = e => { const p = []; for (let a = e; a && a !== document.body; a = a.parentElement) p.push(a.tagName + ([...(a.parentElement?.children || [])].indexOf(a))); return p.join('<'); };
+  return [...document.querySelectorAll(sel)].filter(e => !e.disabled && (e.matches(native) || e.tabIndex >= 0)
+      && e.checkVisibility({visibilityProperty: true, opacityProperty: true})
+      && (e.getClientRects().length > 0))
+    .map(e => ({key: path(e), name: e.tagName.toLowerCase() + ' ' + (e.getAttribute('href') || e.getAttribute('aria-label')
+               || (e.innerText || '').trim().split('\\n')[0].slice(0, 40))}));
+}"""
+
+
+def keyboard_problems(page, check_focus: bool = True) -> tuple[list[str], list[dict]]:
+    """What a keyboard-only reader cannot do on the page now loaded: an element (``JS_FOCUSABLE``) that
+    Tab never reaches, and (``check_focus``) an element reached whose focus is not visible. Returns the
+    problems and the tab stops (``tab_stops``)."""
+    reachable = page.evaluate(JS_FOCUSABLE)
+    stops = tab_stops(page, limit=len(reachable) + 20, check_focus=check_focus)
+    reached = {s["key"] for s in stops}
+    found = [f"not reachable with Tab: {e['name']}" for e in reachable if e["key"] not in reached]
+    found += [f"focus not visible: {s['name']}" for s in stops if s.get("visible") is False]
+    return found, stops

@@ -3,8 +3,11 @@
 The tour visits every page once, as a reader would: the landing page, then the "next" link from page
 to page through every notebook (which proves the navigation reaches each one, in order), then the
 pages outside that chain, then a search. On each page it records console errors, failed requests,
-images that did not load, math that MathJax did not typeset and widgets shown as text. The tests
-below read that record. The last tests serve deliberately broken copies of single pages and check
+images that did not load, math that MathJax did not typeset (or typeset without the MathML a screen
+reader reads), tables without header cells, widgets shown as text, every image's alt text and axe-core's
+WCAG 2.1 A/AA violations. A keyboard tour then reaches every link and control of the landing page and
+of a notebook page with Tab alone, with a visible focus, and goes from the landing page to a notebook,
+its Colab launch button, and back. The tests below read those records. The last tests serve deliberately broken copies of single pages and check
 that the same page check reports them: the checks can fail.
 
     SITE_DIR=build/site/html pytest tests/test_site_browser.py    # reuse a site built by `make site`
@@ -25,13 +28,15 @@ from urllib.parse import urljoin, urlparse
 import nbformat
 import pytest
 
-from browser_support import ROOT, PageProblems, chromium, local_only, require_site_stack, screenshot, serve
+from browser_support import (JS_IMAGE_ALTS, ROOT, PageProblems, axe_violations, chromium, keyboard_problems,
+                             local_only, require_site_stack, screenshot, serve)
 
 pytestmark = pytest.mark.browser
 
-from course_utils.authoring.conventions import colab_url  # noqa: E402
+from course_utils.authoring.conventions import alt_problem, colab_url, figure_alt  # noqa: E402
 from course_utils.authoring.exercise import SOURCE, STUDENT  # noqa: E402
-from course_utils.authoring.site import WIDGET_NOTE_CLASS, WIDGET_VIEW, course_notebooks, notebook_title  # noqa: E402
+from course_utils.authoring.site import (WIDGET_NOTE_CLASS, WIDGET_VIEW, course_notebooks,  # noqa: E402
+                                         notebook_title, site_notebook)
 
 NOTEBOOKS = course_notebooks(ROOT)
 NOTEBOOK_PAGES = [rel.with_suffix(".html").as_posix() for rel in NOTEBOOKS]
@@ -52,8 +57,12 @@ JS_MATH = """async () => {
   await MathJax.startup.promise;
   return {n: els.length,
           untypeset: els.filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 40)),
-          errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 60))};
+          errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 60)),
+          unspoken: [...document.querySelectorAll('mjx-container')].filter(e => !e.querySelector('mjx-assistive-mml math'))
+                      .map(e => e.closest('.math')?.textContent.slice(0, 40) ?? '?')};
 }"""
+JS_TABLES = """() => [...document.querySelectorAll('article table')].filter(t => !t.querySelector('th'))
+                    .map(t => t.innerText.slice(0, 60))"""
 JS_LANDING_ROWS = """() => {
   const table = [...document.querySelectorAll('article table')].find(
     t => [...t.querySelectorAll('th')].some(th => th.innerText.trim() === 'what it covers'));
@@ -107,6 +116,22 @@ def landing_row_problems(rows: list[dict] | None) -> list[str]:
     return found
 
 
+NO_ALT = "(no alt text in the cell's metadata)"
+
+
+def expected_figure_alts(rel: Path) -> list[str]:
+    """The alt text each figure of the notebook's page must have, in page order: its cell's
+    ``mystnb.image.alt``, for each figure of the cell (a widget's saved figure included)."""
+    nb = site_notebook(nbformat.read(ROOT / rel, as_version=4))
+    return [figure_alt(cell) or NO_ALT for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.outputs if "image/png" in out.get("data", {})]
+
+
+def alt_problems(alts: list[dict]) -> list[str]:
+    """Images (``JS_IMAGE_ALTS``) whose alt is missing, empty, generic or a file name."""
+    return [f"{a['src']}: {problem}" for a in alts if (problem := alt_problem(a["alt"]))]
+
+
 def check_page(page, problems: PageProblems, path: str, views: int = 0) -> dict:
     """What is wrong on the page now loaded in ``page`` (``problems`` records its events since it was
     cleared). ``views``: widget views in its notebook, each of which must show as a note."""
@@ -118,6 +143,8 @@ def check_page(page, problems: PageProblems, path: str, views: int = 0) -> dict:
         found.append(f"{math['n']} math elements, but {math['error']}")
     found += [f"math not typeset: {t!r}" for t in math["untypeset"]]
     found += [f"math error: {t!r}" for t in math.get("errors", [])]
+    found += [f"math without the MathML a screen reader reads: {t!r}" for t in math.get("unspoken", [])]
+    found += [f"a table without header cells: {t!r}" for t in page.evaluate(JS_TABLES)]
     widgets = page.evaluate(JS_WIDGETS)
     if widgets["as_text"]:
         found.append("a widget is shown as the text 'interactive(children=...)'")
@@ -125,8 +152,11 @@ def check_page(page, problems: PageProblems, path: str, views: int = 0) -> dict:
         found.append(f"{views} widget(s) in the notebook, {widgets['notes']} widget note(s) on the page")
     page.wait_for_load_state("networkidle")  # MathJax fetches its fonts while it typesets
     found += problems.items
-    problems.items = []
+    axe = axe_violations(page)
+    problems.items = []  # axe fetches the stylesheets again and resolves the theme's @import "../basic.css"
+    #                      against the page (/basic.css: 404); the page itself loads it: the line above counts
     return {"path": path, "problems": sorted(set(found)), "images": images["n"], "math": math["n"],
+            "alts": page.evaluate(JS_IMAGE_ALTS), "axe": axe,
             "links": {h.split("#")[0] for h in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
                       if urlparse(h).hostname == "127.0.0.1"}}
 
@@ -285,6 +315,122 @@ def test_three_screenshots_for_a_person_to_look_at(tour):
     assert all(p.stat().st_size > 10_000 for p in tour["screenshots"])
 
 
+# ------------------------------------------------------------------------------------- accessibility (WCAG 2.1 AA)
+
+def test_every_page_passes_axe_wcag_21_a_and_aa(tour):
+    assert {p: r["axe"] for p, r in tour["pages"].items() if r["axe"]} == {}
+
+
+def test_no_image_has_an_empty_generic_or_file_name_alt(tour):
+    assert sum(len(r["alts"]) for r in tour["pages"].values()) > 50  # real figures were looked at
+    assert {p: alt_problems(r["alts"]) for p, r in tour["pages"].items() if alt_problems(r["alts"])} == {}
+
+
+def test_every_figure_shows_the_alt_text_written_in_its_cell(tour):
+    """Each figure's alt on its page is its cell's ``mystnb.image.alt`` (figures in page order)."""
+    found = {page: [a["alt"] for a in tour["pages"][page]["alts"] if a["figure"]] for page in NOTEBOOK_PAGES}
+    expected = {page: expected_figure_alts(rel) for page, rel in zip(NOTEBOOK_PAGES, NOTEBOOKS)}
+    assert sum(map(len, expected.values())) > 50
+    wrong = {page: [f"figure {i + 1}: page {got!r}, cell {want!r}" for i, (got, want) in enumerate(zip(found[page], want))
+                    if got != want] + ([f"{len(found[page])} figures on the page, {len(want)} in the notebook"]
+                                       if len(found[page]) != len(want) else [])
+             for page, want in expected.items()}
+    assert {page: w for page, w in wrong.items() if w} == {}
+
+
+def test_math_carries_mathml_for_screen_readers(tour):
+    pages = [p for p, r in tour["pages"].items() if r["math"]]
+    assert len(pages) >= 3
+    assert {p: m for p, r in tour["pages"].items() if (m := [x for x in r["problems"] if "MathML" in x])} == {}
+
+
+DARK_PAGES = ["index.html", "notebooks/02_convolution_and_filters.html", "notebooks/08_receptive_field_fcn.html",
+              "notebooks/10_segmentation_metrics.html"]  # the landing table; code; a widget note; math and tables
+
+
+def test_the_dark_mode_a_reader_can_choose_passes_axe_too(site_dir, browser):
+    """The site opens in light mode (the tour above); the colour-mode button offers dark, with its own
+    colours: the same axe rules on pages with the landing table, code, a widget note and math."""
+    found = {}
+    with serve(site_dir) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        local_only(context)
+        context.add_init_script("localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark');")
+        page = context.new_page()
+        for path in DARK_PAGES:
+            page.goto(urljoin(base, path), wait_until="load")
+            page.wait_for_load_state("networkidle")
+            mode = page.evaluate("() => [document.documentElement.dataset.theme, getComputedStyle(document.body).backgroundColor]")
+            assert mode[0] == "dark" and sum(map(int, re.findall(r"\d+", mode[1])[:3])) < 150, mode  # really dark
+            found[path] = axe_violations(page)
+        context.close()
+    assert {p: v for p, v in found.items() if v} == {}
+
+
+def _tab_to(page, test_js: str, limit: int = 150) -> str | None:
+    """Press Tab until the focused element passes ``test_js`` (a JS function of the element); its name."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"() => {{ const e = document.activeElement; return !!e && ({test_js})(e); }}"):
+            return page.evaluate("() => document.activeElement.getAttribute('href') "
+                                 "|| document.activeElement.getAttribute('aria-label')")
+    return None
+
+
+@pytest.fixture(scope="module")
+def keyboard(site_dir, browser) -> dict:
+    """The keyboard tour: every link and control of the landing page and of notebook 08's page reached with
+    Tab, each with a visible focus; then, with the keyboard only, from the landing page to notebook 08,
+    its Colab launch button, and back to the landing page."""
+    target = "notebooks/08_receptive_field_fcn.html"
+    seen: dict = {}
+    with serve(site_dir) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        local_only(context)
+        page = context.new_page()
+        page.goto(urljoin(base, "index.html"), wait_until="load")
+        seen["landing"], stops = keyboard_problems(page)
+        seen["landing_stops"] = [s["name"] for s in stops]
+        page.evaluate("() => document.activeElement?.blur()")
+        seen["to_notebook"] = _tab_to(page, f"e => e.closest('article') && e.getAttribute('href') === '{target}'")
+        with page.expect_navigation(wait_until="load"):
+            page.keyboard.press("Enter")
+        seen["arrived"] = _path(page.url)
+        seen["notebook"], stops = keyboard_problems(page)
+        seen["notebook_stops"] = [s["name"] for s in stops]
+        page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+        seen["launch_button"] = _tab_to(page, "e => e.getAttribute('aria-label') === 'Launch interactive content'")
+        page.keyboard.press("Enter")  # opens the menu; Tab goes into it
+        seen["colab"] = _tab_to(page, "e => e.closest('.dropdown-launch-buttons .dropdown-menu')", limit=3)
+        seen["launch_screenshot"] = screenshot(page, "site-08-launch-menu-keyboard.png")
+        page.keyboard.press("Escape")
+        page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+        seen["home_link"] = _tab_to(page, "e => /(^|\\/)index\\.html$/.test(e.getAttribute('href') || '')")
+        with page.expect_navigation(wait_until="load"):
+            page.keyboard.press("Enter")
+        seen["back"] = _path(page.url)
+        context.close()
+    return seen
+
+
+def test_the_landing_page_and_a_notebook_work_from_the_keyboard(keyboard):
+    assert keyboard["landing"] == []
+    assert keyboard["notebook"] == []
+    # the tour saw the pages' real controls: search, colour mode, every notebook link, the launch button
+    assert len(keyboard["landing_stops"]) > 2 * len(NOTEBOOK_PAGES)
+    for name in ("button Search", "button Color mode", "a notebooks/08_receptive_field_fcn.html"):
+        assert name in keyboard["landing_stops"], keyboard["landing_stops"]
+    assert "button Launch interactive content" in keyboard["notebook_stops"]
+
+
+def test_the_keyboard_goes_to_a_notebook_its_colab_button_and_back(keyboard):
+    assert keyboard["to_notebook"] == "notebooks/08_receptive_field_fcn.html"
+    assert keyboard["arrived"] == "notebooks/08_receptive_field_fcn.html"
+    assert keyboard["launch_button"] == "Launch interactive content"
+    assert keyboard["colab"] == colab_url("notebooks/08_receptive_field_fcn.ipynb")
+    assert keyboard["home_link"] is not None and keyboard["back"] == "index.html"
+
+
 def solution_lines(source: Path = SOURCE, published: list[Path] = NOTEBOOKS) -> list[str]:
     """Lines only the solution source has: code between BEGIN/END SOLUTION and BEGIN/END HIDDEN TESTS,
     at least 20 characters, in no published notebook (05 legitimately has some lines of the solution)."""
@@ -391,3 +537,73 @@ def test_the_landing_table_check_fails_on_a_wrong_summary(browser, site_dir):
         context.close()
     assert landing_row_problems(rows) == [f"row 1: the page shows {dict(rows[0])}, the README says {expected_landing_rows()[0]}"]
     assert rows[0]["cells"][2] == "02"
+
+
+# ------------------------------------------------------------------------------------- broken copies: accessibility
+
+def _broken_page(browser, site: Path, path: str, page_html: str, action):
+    """Serve the real site with ``path`` replaced by ``page_html``, load it, return ``action(page)``."""
+    with serve(site, {path: page_html.encode()}) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        local_only(context)
+        page = context.new_page()
+        page.goto(urljoin(base, path), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        try:
+            return action(page)
+        finally:
+            context.close()
+
+
+def test_axe_fails_on_a_faint_code_token_an_image_without_alt_and_a_nameless_button(browser, site_dir):
+    """Planted in a big notebook page: the sampled contrast check still finds one faint token among
+    thousands of highlighted ones."""
+    path = "notebooks/02_convolution_and_filters.html"
+    page_html = (site_dir / path).read_text(encoding="utf-8")
+    start = page_html.index('<div class="highlight', page_html.index('<div class="cell_input')) + 10
+    start = page_html.index("<pre>", start) + len("<pre>")
+    broken = (page_html[:start] + '<span style="color:#c8c8c8">faint = 1</span>\n' + page_html[start:]).replace(
+        "</article>", '<img src="../_static/images/logo_colab.png"><button class="plain"></button></article>', 1)
+    found = _broken_page(browser, site_dir, path, broken, axe_violations)
+    assert {v.split(" ")[0] for v in found} == {"color-contrast", "image-alt", "button-name"}, found
+    assert any(v.startswith("color-contrast (serious)") and "contrast" in v for v in found), found
+
+
+def test_the_alt_check_fails_on_a_file_name_a_generic_or_a_missing_alt(browser, site_dir):
+    path = "notebooks/03_from_nn_to_cnn.html"
+    page_html = (site_dir / path).read_text(encoding="utf-8")
+    alts = re.findall(r'<img alt="([^"]+)" src="(\.\./_images/[^"]+)"', page_html)
+    assert len(alts) >= 3, "the page's figure markup changed: update this test"
+    broken = page_html
+    for (alt, src), new in zip(alts, ["{src}", "Figure", None]):  # a file name, a generic word, none at all
+        attr = "" if new is None else f'alt="{new.format(src=src)}" '
+        broken = broken.replace(f'<img alt="{alt}" src="{src}"', f'<img {attr}src="{src}"', 1)
+    found = alt_problems(_broken_page(browser, site_dir, path, broken, lambda page: page.evaluate(JS_IMAGE_ALTS)))
+    assert [f.split(": ", 1)[1].split(" (")[0] for f in found] == ["a file name as alt text", "a generic alt text",
+                                                                    "no alt text"], found
+
+
+def test_the_keyboard_check_fails_on_a_link_out_of_the_tab_order_and_an_invisible_focus(browser, site_dir):
+    page_html = (site_dir / "index.html").read_text(encoding="utf-8")
+    link = '<a class="reference internal" href="notebooks/08_receptive_field_fcn.html">'
+    assert page_html.count(link) >= 1, "the landing page's markup changed: update this test"
+    broken = page_html.replace(link, link[:-1] + ' tabindex="-1">').replace(
+        "</head>", "<style>*:focus-visible { outline: none !important; box-shadow: none !important; }</style></head>", 1)
+    found, _ = _broken_page(browser, site_dir, "index.html", broken, keyboard_problems)
+    assert any(f.startswith("not reachable with Tab: a notebooks/08_receptive_field_fcn.html") for f in found), found
+    assert any(f.startswith("focus not visible: a notebooks/00_start_here.html") for f in found), found
+
+
+def test_the_page_check_fails_on_math_without_mathml_and_a_table_without_headers(browser, site_dir):
+    path = "notebooks/10_segmentation_metrics.html"
+    page_html = (site_dir / path).read_text(encoding="utf-8")
+    assert '"enableAssistiveMml": true' in page_html
+    found = _check_broken(browser, site_dir, path, {path: page_html.replace(  # as a reader can in MathJax's menu
+        '"enableAssistiveMml": true', '"enableAssistiveMml": false, "menuOptions": {"settings": {"assistiveMml": false}}'
+    ).encode()})
+    assert any(p.startswith("math without the MathML a screen reader reads") for p in found), found
+    landing = (site_dir / "index.html").read_text(encoding="utf-8")
+    assert "<th " in landing
+    found = _check_broken(browser, site_dir, "index.html", {"index.html": re.sub(
+        r"<(/?)th\b", r"<\1td", landing).encode()})
+    assert any(p.startswith("a table without header cells") for p in found), found

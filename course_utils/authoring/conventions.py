@@ -128,6 +128,22 @@ def figures_without_alt(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
     return found
 
 
+# ------------------------------------------------------------------------------------- colour maps
+
+UNSAFE_CMAPS = {"jet", "rainbow", "gist_rainbow", "hsv", "nipy_spectral", "gist_ncar", "gist_stern", "prism",
+                "flag", "turbo", "Spectral", "spectral", "RdYlGn", "brg", "CMRmap"}
+"""Colour maps whose colours colour-blind readers cannot tell apart (rainbows, red-green): use viridis,
+magma, cividis or gray for values, a diverging blue-red (coolwarm, RdBu) around zero, and for classes a
+palette with the classes labelled (a legend or text), so that colour is not the only cue."""
+_CMAP_RE = re.compile(r"""(?:cmap\s*=\s*|get_cmap\(\s*|colormaps\[\s*|\bcm\.)(["']?)([A-Za-z_]+)\1""")
+
+
+def unsafe_colour_maps(source: str) -> list[str]:
+    """The colour maps in ``UNSAFE_CMAPS`` (or their reversed ``_r``) that the code ``source`` names:
+    ``cmap="jet"``, ``plt.get_cmap("hsv")``, ``matplotlib.colormaps["turbo"]``, ``cm.jet``."""
+    return [name for _, name in _CMAP_RE.findall(source) if name.removesuffix("_r") in UNSAFE_CMAPS]
+
+
 def relpath_of(path: Path, root: Path) -> str:
     return Path(path).resolve().relative_to(root.resolve()).as_posix()
 
@@ -181,7 +197,8 @@ def problems(path: Path, root: Path) -> list[str]:
     versions are generated from a source that is checked, and have no outputs to compare with); no
     markdown sentence quotes another notebook's measured result or verdict that this notebook does not
     print (:func:`.prose_numbers.cross_notebook_claims`); every figure, a widget's saved one included,
-    has a real alt text in its cell's metadata (:func:`figures_without_alt`).
+    has a real alt text in its cell's metadata (:func:`figures_without_alt`); no code cell names a colour
+    map that colour-blind readers cannot read (:func:`unsafe_colour_maps`).
     """
     rel = relpath_of(path, root)
     found: list[str] = []
@@ -222,6 +239,11 @@ def problems(path: Path, root: Path) -> list[str]:
                                                       if k.startswith("text/"))
             if ABS_PATH_RE.search(str(text)):
                 found.append(f"{rel}: cell {index} output shows an absolute machine path")
+    for index, cell in enumerate(nb.cells):
+        for name in unsafe_colour_maps(cell.source) if cell.cell_type == "code" else []:
+            found.append(f"{rel}: cell {index} uses the colour map {name!r}, which colour-blind readers cannot read; "
+                         "use viridis, magma, cividis or gray for values, coolwarm/RdBu around zero, and for "
+                         "classes a palette with the classes labelled (legend or text)")
     for index, problem in figures_without_alt(nb):
         found.append(f"{rel}: cell {index} shows a figure with {problem}; add to its metadata "
                      '"mystnb": {"image": {"alt": "<what the figure shows and, if it carries one, the result>"}} '

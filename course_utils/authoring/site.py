@@ -100,6 +100,8 @@ html_context = {{"default_mode": "light"}}
 html_copy_source = False                 # the notebooks again, doubling the site's size
 html_show_sourcelink = False
 mathjax_path = "mathjax/tex-chtml.js"    # MathJax 3 in _static, copied at staging: no CDN
+# Screen readers read the formulas: MathJax adds hidden MathML to each (its default, said here on purpose)
+mathjax3_config = {{"options": {{"enableAssistiveMml": True}}}}
 '''
 
 COURSE_CSS = f"""\
@@ -108,6 +110,10 @@ COURSE_CSS = f"""\
   gap: .2em .8em; align-items: center; margin: .4em 0; }}
 .{WIDGET_NOTE_CLASS} input[type=range], .{WIDGET_NOTE_CLASS} select {{ width: 100%; }}
 div.math {{ overflow-x: auto; }}
+/* Focus visible (WCAG 2.4.7): sphinx-book-theme takes the focus ring off the article header's buttons
+   (the sidebar toggle, the repository link, the launch menu) and its menu items show none: the theme's ring. */
+.bd-header-article .btn:focus-visible, .bd-header-article .dropdown-item:focus-visible {{
+  outline: var(--pst-color-accent) solid .1875rem; outline-offset: .1875rem; }}
 """
 
 HOW_TO_RUN = f"""\
@@ -173,23 +179,26 @@ def notebook_title(nb: nbformat.NotebookNode) -> str:
     raise ValueError("the notebook has no '# Title' heading in a markdown cell")
 
 
-def _control(model: dict) -> str | None:
-    """HTML of one control, disabled, at its saved value (None for models that are not controls)."""
+def _control(model: dict, ident: str = "") -> str | None:
+    """HTML of one control, disabled, at its saved value, its label tied to it (``for``/``id``; ``ident``
+    makes the id unique on the page); None for models that are not controls."""
     state, kind = model["state"], model["model_name"]
     name = html.escape(str(state.get("description") or ""))
+    ident = html.escape(f"widget-{ident or id(model)}")
+    label = f'<label for="{ident}">{name}</label>'
     if kind in ("IntSliderModel", "FloatSliderModel"):
         value, low, high, step = (state.get(k) for k in ("value", "min", "max", "step"))
-        return (f'<label>{name}</label><input type="range" disabled min="{low}" max="{high}" step="{step}" '
+        return (f'{label}<input type="range" id="{ident}" disabled min="{low}" max="{high}" step="{step}" '
                 f'value="{value}" aria-label="{name}"><span>{value} (from {low} to {high})</span>')
     if kind == "DropdownModel":
         labels, index = state.get("_options_labels", []), state.get("index")
         options = "".join(f'<option{" selected" if i == index else ""}>{html.escape(str(label))}</option>'
                           for i, label in enumerate(labels))
-        return (f'<label>{name}</label><select disabled aria-label="{name}">{options}</select>'
+        return (f'{label}<select id="{ident}" disabled aria-label="{name}">{options}</select>'
                 f'<span>one of {html.escape(", ".join(map(str, labels)))}</span>')
     if kind in ("CheckboxModel", "ToggleButtonModel"):
         checked = " checked" if state.get("value") else ""
-        return f'<label>{name}</label><input type="checkbox" disabled{checked} aria-label="{name}"><span></span>'
+        return f'{label}<input type="checkbox" id="{ident}" disabled{checked} aria-label="{name}"><span></span>'
     return None
 
 
@@ -203,7 +212,8 @@ def static_widget(view: dict, models: dict) -> list[nbformat.NotebookNode]:
     notebook runs.
     """
     found = widget_models(models, view.get("model_id", ""))
-    controls = [c for c in map(_control, found) if c]
+    ids = {id(m): i for i, m in models.items()}
+    controls = [c for m in found if (c := _control(m, ids.get(id(m), "")))]
     saved = [copy.deepcopy(out) for m in found if m["model_name"] == "OutputModel"
              for out in m["state"].get("outputs", [])]
     parts = [f'<div class="{WIDGET_NOTE_CLASS} admonition note"><p class="admonition-title">Interactive widget</p>']
