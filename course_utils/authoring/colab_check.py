@@ -84,6 +84,10 @@ SETUP_OUTPUT = re.compile(r"(?i)cloning into|successfully installed|obtaining fi
                           r"restart the (kernel|runtime)|fatal:")
 """What git or pip print when the setup cell clones or installs (its second run must print none of it)."""
 
+REPORTED = ("ipython", "ipykernel", "ipywidgets", "traitlets", "jupyter-client", "numpy", "matplotlib",
+            "albumentations", "torch", "torchvision")
+"""The versions the check prints before it runs anything (evidence of what the notebooks ran on)."""
+
 STAND_IN = '''"""Stand-in for Colab's ``google.colab`` (the course's Colab replica, course_utils.authoring.colab_check).
 
 Colab imports ``google.colab`` before the first cell runs; the course's setup cell only asks whether it
@@ -331,6 +335,19 @@ def output_text(cell: nbformat.NotebookNode) -> str:
     return "".join(parts)
 
 
+def warnings_of(nb: nbformat.NotebookNode) -> list[str]:
+    """The distinct ``SomethingWarning: message`` lines the notebook's cells printed (in order)."""
+    found: list[str] = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                for line in out.text.splitlines():
+                    match = re.search(r"\b[A-Z]\w*Warning: .*", line)
+                    if match and match.group(0)[:200] not in found:
+                        found.append(match.group(0)[:200])
+    return found
+
+
 def _short_error(error: Exception) -> str:
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
     return (lines[-1] if lines else type(error).__name__)[:400]
@@ -378,6 +395,9 @@ def run_notebook(path: Path, python: Path, content: Path, env: dict[str, str], s
                         run.error = f"cell {index}: {_short_error(error)}"
                         break
                 run.seconds = time.perf_counter() - start
+                warned = warnings_of(nb)
+                if warned:
+                    run.notes.append(f"{len(warned)} kind(s) of warning: " + " | ".join(warned[:3]))
                 added = sorted(set(installed(python)) - set(before_run))
                 if added:
                     run.notes.append(f"the setup cell installed {', '.join(added)}")
@@ -469,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter()
     extra = [a for a in args.installer_args if a != "--"] or None
     python = build_venv(args.venv, args.torch, extra)
+    have = installed(python)
+    print("colab-check: the replica's kernel has " + ", ".join(
+        f"{name} {have.get(name, 'MISSING')}" for name in REPORTED), flush=True)
     wanted = [w for w in args.only.split(",") if w] or [""]
     runs = []
     with tempfile.TemporaryDirectory(prefix="colab-check-") as tmp:
