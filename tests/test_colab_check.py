@@ -223,3 +223,9 @@ def test_warnings_of_lists_each_distinct_warning_a_notebook_printed_once():
     nb.cells = [nbformat.v4.new_markdown_cell("DeprecationWarning: in prose"), a, b]
     assert cc.warnings_of(nb) == ["DeprecationWarning: Jupyter is migrating its paths", "UserWarning: size"]
     assert cc.warnings_of(nbformat.v4.new_notebook()) == []
+
+
+def test_a_relative_venv_is_made_absolute_for_the_kernel_which_starts_in_content(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = cc.kernel_env(tmp_path / "gitconfig", Path("build/venv"), base={"PATH": "/usr/bin"})
+    assert env["PATH"].split(os.pathsep) == [str(tmp_path / "build" / "venv" / "bin"), "/usr/bin"]

@@ -232,6 +232,7 @@ def build_venv(venv: Path = VENV, torch: str = "ours", installer_args: list[str]
     """
     if torch not in ("ours", "colab"):
         raise ValueError(f"torch must be 'ours' or 'colab', got {torch!r}")
+    venv = Path(venv).resolve()  # the kernel starts in /content: a relative path would not find its Python
     packages, colab_torch = read_constraints(constraints)
     wanted_torch = colab_torch if torch == "colab" else installed_torch()
     pins, dropped = replica_pins(packages, wanted_torch, torch == "colab")
@@ -304,7 +305,7 @@ def kernel_env(gitconfig: Path, venv: Path, base: dict[str, str] | None = None) 
     ours = {str(Path(sys.prefix) / "bin"), str(Path(sys.executable).parent)}
     paths = [p for p in base.get("PATH", "").split(os.pathsep)
              if p and p not in ours and not Path(p).is_relative_to(ROOT)]
-    base["PATH"] = os.pathsep.join([str(venv / "bin"), *paths])
+    base["PATH"] = os.pathsep.join([str(Path(venv).resolve() / "bin"), *paths])
     return {**base, **ENV, "GIT_CONFIG_GLOBAL": str(gitconfig), "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_TERMINAL_PROMPT": "0"}
 
@@ -488,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     total = time.perf_counter()
     extra = [a for a in args.installer_args if a != "--"] or None
+    args.venv = args.venv.resolve()
     python = build_venv(args.venv, args.torch, extra)
     have = installed(python)
     print("colab-check: the replica's kernel has " + ", ".join(
