@@ -32,10 +32,11 @@ up to the first cell a student writes, and the solution source in full (a finish
 which the release does not contain.
 
 Not replicated: Colab's GPU (the replica runs on the CPU), Google Drive and the rest of the
-``google.colab`` API (the notebooks use none of it), Colab's Python (3.12; the replica runs the Python
-it is started with), and, unless ``--torch colab``, Colab's torch/torchvision: by default the replica
-keeps the torch of the running environment (CI's pinned build: no second multi-GB download) and then
-leaves out Colab's setuptools pin, which that torch's metadata rejects (it says so when it does).
+``google.colab`` API (the notebooks use none of it), Colab's Python (3.12) unless ``--python`` names
+it (by default the venv is made from the Python that runs this tool), and, unless ``--torch colab``,
+Colab's torch/torchvision: by default the replica keeps the torch of the running environment (CI's
+pinned build: no second multi-GB download) and then leaves out Colab's setuptools pin, which that
+torch's metadata rejects (it says so when it does).
 """
 from __future__ import annotations
 
@@ -220,7 +221,7 @@ def default_installer_args() -> list[str]:
 
 
 def build_venv(venv: Path = VENV, torch: str = "ours", installer_args: list[str] | None = None,
-               constraints: Path = CONSTRAINTS) -> Path:
+               constraints: Path = CONSTRAINTS, base_python: str = sys.executable) -> Path:
     """Create (or reuse) the replica's environment; returns its Python.
 
     ``torch="ours"`` installs the torch/torchvision of the running environment (CI: the course's pinned
@@ -240,7 +241,8 @@ def build_venv(venv: Path = VENV, torch: str = "ours", installer_args: list[str]
         print(f"colab-check: with the course's torch {wanted_torch['torch']}, Colab's {', '.join(dropped)} is "
               "left out (that torch requires a newer one); `--torch colab` keeps every Colab pin", flush=True)
     stamp = venv / ".colab-replica.json"
-    key = {"pins": sorted(pins), "python": sys.version.split()[0]}
+    key = {"pins": sorted(pins), "python": _python_out(Path(base_python), "import platform; "
+                                                       "print(platform.python_version())")}
     python = venv / "bin" / "python"
     state = json.loads(stamp.read_text()) if stamp.exists() else {}
     if state.get("key") == key and python.exists():
@@ -252,7 +254,7 @@ def build_venv(venv: Path = VENV, torch: str = "ours", installer_args: list[str]
     if venv.exists():
         shutil.rmtree(venv)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=300)
     try:
         import uv  # noqa: F401  (the course's CI installs with it; see the Makefile)
         args = default_installer_args() if installer_args is None else installer_args
@@ -471,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch", choices=("ours", "colab"), default="ours",
                         help="'colab': Colab's torch/torchvision too (default: this environment's)")
     parser.add_argument("--venv", type=Path, default=VENV, help=f"the replica's environment (default {VENV})")
+    parser.add_argument("--python", default=sys.executable, metavar="PYTHON",
+                        help="the Python the replica's venv is made from (Colab: python3.12; default: this one)")
     parser.add_argument("--fresh-each", action="store_true", help="start every notebook from an empty /content")
     parser.add_argument("--only", default="", metavar="TEXT",
                         help="run only the notebooks whose file name contains TEXT (comma-separated: any of them)")
@@ -490,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter()
     extra = [a for a in args.installer_args if a != "--"] or None
     args.venv = args.venv.resolve()
-    python = build_venv(args.venv, args.torch, extra)
+    python = build_venv(args.venv, args.torch, extra, base_python=args.python)
     have = installed(python)
     print("colab-check: the replica's kernel has " + ", ".join(
         f"{name} {have.get(name, 'MISSING')}" for name in REPORTED), flush=True)
