@@ -74,8 +74,9 @@ grade: install
 # Run every notebook as a student on Colab would, on Colab's package versions (README "Colab replica");
 # writes /content, as Colab does (run as root, or own that folder):
 #   make colab-check [TORCH=colab] [COLAB_ARGS="--only 00_,08_"]
-# TORCH=colab installs Colab's torch/torchvision too (the full replica, before a release); UV_ARGS as
-# for `make install` (default: the package sources pip is configured with, .ci/uv_args.py).
+# TORCH=colab installs Colab's torch/torchvision too (with COLAB_ARGS="--python python3.12", Colab's
+# Python: the full replica, before a release); UV_ARGS as for `make install` (default: the package
+# sources pip is configured with, .ci/uv_args.py).
 TORCH ?= ours
 COLAB_ARGS ?=
 colab-check: install

@@ -76,6 +76,8 @@ TORCH_PACKAGES = ("torch", "torchvision")
 DROPPED_WITH_OUR_TORCH = ("setuptools",)
 """Colab pins that the course's own torch build rejects (torch 2.14 needs setuptools>=77, Colab has 75.2)."""
 VENV = ROOT / "build" / "colab-venv"
+"""The replica's environment with the course's torch; ``--torch colab`` keeps its own beside it."""
+VENV_COLAB_TORCH = ROOT / "build" / "colab-venv-colab-torch"
 CONTENT = Path("/content")
 """Colab's working folder; the setup cell clones the course into it."""
 ENV = {"COURSE_FAST": "1", "COURSE_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
@@ -472,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--torch", choices=("ours", "colab"), default="ours",
                         help="'colab': Colab's torch/torchvision too (default: this environment's)")
-    parser.add_argument("--venv", type=Path, default=VENV, help=f"the replica's environment (default {VENV})")
+    parser.add_argument("--venv", type=Path, help=f"the replica's environment (default {VENV.relative_to(ROOT)}, "
+                        f"with --torch colab {VENV_COLAB_TORCH.relative_to(ROOT)})")
     parser.add_argument("--python", default=sys.executable, metavar="PYTHON",
                         help="the Python the replica's venv is made from (Colab: python3.12; default: this one)")
     parser.add_argument("--fresh-each", action="store_true", help="start every notebook from an empty /content")
@@ -493,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     total = time.perf_counter()
     extra = [a for a in args.installer_args if a != "--"] or None
-    args.venv = args.venv.resolve()
+    args.venv = (args.venv or (VENV_COLAB_TORCH if args.torch == "colab" else VENV)).resolve()
     python = build_venv(args.venv, args.torch, extra, base_python=args.python)
     have = installed(python)
     print("colab-check: the replica's kernel has " + ", ".join(
