@@ -229,3 +229,12 @@ def test_a_relative_venv_is_made_absolute_for_the_kernel_which_starts_in_content
     monkeypatch.chdir(tmp_path)
     env = cc.kernel_env(tmp_path / "gitconfig", Path("build/venv"), base={"PATH": "/usr/bin"})
     assert env["PATH"].split(os.pathsep) == [str(tmp_path / "build" / "venv" / "bin"), "/usr/bin"]
+
+
+def test_build_venv_never_deletes_a_folder_it_did_not_make(tmp_path):
+    other = tmp_path / "someone-elses-venv"
+    other.mkdir()
+    (other / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    with pytest.raises(FileExistsError, match="not a replica made by colab-check"):
+        cc.build_venv(other)
+    assert (other / "pyvenv.cfg").exists()

@@ -253,10 +253,14 @@ def build_venv(venv: Path = VENV, torch: str = "ours", installer_args: list[str]
             subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", *extra], check=True, timeout=600)
             print(f"colab-check: reusing {venv}; uninstalled what the last run added: {', '.join(extra)}", flush=True)
         return python
-    if venv.exists():
+    if venv.exists() and any(venv.iterdir()):
+        if not stamp.exists():  # never delete a folder this tool did not make (say, --venv .venv)
+            raise FileExistsError(f"{venv} exists and is not a replica made by colab-check: give --venv a new "
+                                  "folder or remove this one yourself")
         shutil.rmtree(venv)
     start = time.perf_counter()
     subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=300)
+    stamp.write_text(json.dumps({"key": None}))  # ours, even if the install below fails
     try:
         import uv  # noqa: F401  (the course's CI installs with it; see the Makefile)
         args = default_installer_args() if installer_args is None else installer_args
