@@ -5,7 +5,7 @@
 #   make check, make notebooks NB=..., make refresh
 #   make site   the course website in build/site/html (README "The course website"); make site-check its tests
 # >>> instructor-only
-# Instructors (README "For instructors"): make student-version, make grade, make release
+# Instructors (README "For instructors"): make student-version, make grade, make release, make colab-check
 # <<< instructor-only
 PYTHON ?= python3
 VENV   ?= .venv
@@ -19,7 +19,7 @@ INSTALLER ?= pip
 UV_ARGS ?=
 NBVAL   = --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
-.PHONY: install lab test check notebooks refresh student-version site site-check grade release clean
+.PHONY: install lab test check notebooks refresh student-version site site-check grade release colab-check clean
 
 install: $(VENV)/.installed
 
@@ -75,6 +75,17 @@ grade: install
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv] [SCHEDULER=tcp://HOST:8786] [RESOURCES=GPU=1]"; exit 2; }
 	$(BIN)/python -m course_utils.authoring.grading $(SUBMISSIONS) --out $(OUT) \
 		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(RESOURCES),--resources $(RESOURCES)) $(GRADE_ARGS)
+
+# Run every notebook as a student on Colab would, on Colab's package versions (README "Colab replica");
+# writes /content, as Colab does (run as root, or own that folder):
+#   make colab-check [TORCH=colab] [COLAB_ARGS="--only 00_,08_"]
+# TORCH=colab installs Colab's torch/torchvision too (with COLAB_ARGS="--python python3.12", Colab's
+# Python: the full replica, before a release); UV_ARGS as for `make install` (default: the package
+# sources pip is configured with, .ci/uv_args.py).
+TORCH ?= ours
+COLAB_ARGS ?=
+colab-check: install
+	$(BIN)/python -m course_utils.authoring.colab_check --torch $(TORCH) $(COLAB_ARGS) $(if $(strip $(UV_ARGS)),-- $(UV_ARGS))
 
 # Write the public student release (no solutions, no hidden tests):
 #   make release DEST=../course-release [REPO=owner/name]

@@ -211,3 +211,30 @@ def test_output_text_joins_streams_errors_and_results_and_the_pattern_sees_an_in
     setup_report = ("Python 3.11.7 | torch 2.14.1, segmentation-models-pytorch not installed\n"
                     "mode: FAST (few images and epochs) | OFFLINE (no downloads) | running on Google Colab\n")
     assert not cc.SETUP_OUTPUT.search(setup_report)
+
+
+def test_warnings_of_lists_each_distinct_warning_a_notebook_printed_once():
+    nb = nbformat.v4.new_notebook()
+    a, b = nbformat.v4.new_code_cell("a"), nbformat.v4.new_code_cell("b")
+    warning = "/x/y.py:3: DeprecationWarning: Jupyter is migrating its paths\n  import z\n"
+    a.outputs = [nbformat.v4.new_output("stream", name="stderr", text=warning)]
+    b.outputs = [nbformat.v4.new_output("stream", name="stderr", text=warning + "UserWarning: size\n"),
+                 nbformat.v4.new_output("stream", name="stdout", text="no warning here; WARNING: pip's note\n")]
+    nb.cells = [nbformat.v4.new_markdown_cell("DeprecationWarning: in prose"), a, b]
+    assert cc.warnings_of(nb) == ["DeprecationWarning: Jupyter is migrating its paths", "UserWarning: size"]
+    assert cc.warnings_of(nbformat.v4.new_notebook()) == []
+
+
+def test_a_relative_venv_is_made_absolute_for_the_kernel_which_starts_in_content(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = cc.kernel_env(tmp_path / "gitconfig", Path("build/venv"), base={"PATH": "/usr/bin"})
+    assert env["PATH"].split(os.pathsep) == [str(tmp_path / "build" / "venv" / "bin"), "/usr/bin"]
+
+
+def test_build_venv_never_deletes_a_folder_it_did_not_make(tmp_path):
+    other = tmp_path / "someone-elses-venv"
+    other.mkdir()
+    (other / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    with pytest.raises(FileExistsError, match="not a replica made by colab-check"):
+        cc.build_venv(other)
+    assert (other / "pyvenv.cfg").exists()

@@ -32,10 +32,11 @@ up to the first cell a student writes, and the solution source in full (a finish
 which the release does not contain.
 
 Not replicated: Colab's GPU (the replica runs on the CPU), Google Drive and the rest of the
-``google.colab`` API (the notebooks use none of it), Colab's Python (3.12; the replica runs the Python
-it is started with), and, unless ``--torch colab``, Colab's torch/torchvision: by default the replica
-keeps the torch of the running environment (CI's pinned build: no second multi-GB download) and then
-leaves out Colab's setuptools pin, which that torch's metadata rejects (it says so when it does).
+``google.colab`` API (the notebooks use none of it), Colab's Python (3.12) unless ``--python`` names
+it (by default the venv is made from the Python that runs this tool), and, unless ``--torch colab``,
+Colab's torch/torchvision: by default the replica keeps the torch of the running environment (CI's
+pinned build: no second multi-GB download) and then leaves out Colab's setuptools pin, which that
+torch's metadata rejects (it says so when it does).
 """
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ TORCH_PACKAGES = ("torch", "torchvision")
 DROPPED_WITH_OUR_TORCH = ("setuptools",)
 """Colab pins that the course's own torch build rejects (torch 2.14 needs setuptools>=77, Colab has 75.2)."""
 VENV = ROOT / "build" / "colab-venv"
+"""The replica's environment with the course's torch; ``--torch colab`` keeps its own beside it."""
+VENV_COLAB_TORCH = ROOT / "build" / "colab-venv-colab-torch"
 CONTENT = Path("/content")
 """Colab's working folder; the setup cell clones the course into it."""
 ENV = {"COURSE_FAST": "1", "COURSE_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
@@ -83,6 +86,10 @@ ENV = {"COURSE_FAST": "1", "COURSE_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TQDM_D
 SETUP_OUTPUT = re.compile(r"(?i)cloning into|successfully installed|obtaining file|building editable|"
                           r"restart the (kernel|runtime)|fatal:")
 """What git or pip print when the setup cell clones or installs (its second run must print none of it)."""
+
+REPORTED = ("ipython", "ipykernel", "ipywidgets", "traitlets", "jupyter-client", "numpy", "matplotlib",
+            "albumentations", "torch", "torchvision")
+"""The versions the check prints before it runs anything (evidence of what the notebooks ran on)."""
 
 STAND_IN = '''"""Stand-in for Colab's ``google.colab`` (the course's Colab replica, course_utils.authoring.colab_check).
 
@@ -216,7 +223,7 @@ def default_installer_args() -> list[str]:
 
 
 def build_venv(venv: Path = VENV, torch: str = "ours", installer_args: list[str] | None = None,
-               constraints: Path = CONSTRAINTS) -> Path:
+               constraints: Path = CONSTRAINTS, base_python: str = sys.executable) -> Path:
     """Create (or reuse) the replica's environment; returns its Python.
 
     ``torch="ours"`` installs the torch/torchvision of the running environment (CI: the course's pinned
@@ -228,6 +235,7 @@ def build_venv(venv: Path = VENV, torch: str = "ours", installer_args: list[str]
     """
     if torch not in ("ours", "colab"):
         raise ValueError(f"torch must be 'ours' or 'colab', got {torch!r}")
+    venv = Path(venv).resolve()  # the kernel starts in /content: a relative path would not find its Python
     packages, colab_torch = read_constraints(constraints)
     wanted_torch = colab_torch if torch == "colab" else installed_torch()
     pins, dropped = replica_pins(packages, wanted_torch, torch == "colab")
@@ -235,7 +243,8 @@ def build_venv(venv: Path = VENV, torch: str = "ours", installer_args: list[str]
         print(f"colab-check: with the course's torch {wanted_torch['torch']}, Colab's {', '.join(dropped)} is "
               "left out (that torch requires a newer one); `--torch colab` keeps every Colab pin", flush=True)
     stamp = venv / ".colab-replica.json"
-    key = {"pins": sorted(pins), "python": sys.version.split()[0]}
+    key = {"pins": sorted(pins), "python": _python_out(Path(base_python), "import platform; "
+                                                       "print(platform.python_version())")}
     python = venv / "bin" / "python"
     state = json.loads(stamp.read_text()) if stamp.exists() else {}
     if state.get("key") == key and python.exists():
@@ -244,10 +253,14 @@ def build_venv(venv: Path = VENV, torch: str = "ours", installer_args: list[str]
             subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", *extra], check=True, timeout=600)
             print(f"colab-check: reusing {venv}; uninstalled what the last run added: {', '.join(extra)}", flush=True)
         return python
-    if venv.exists():
+    if venv.exists() and any(venv.iterdir()):
+        if not stamp.exists():  # never delete a folder this tool did not make (say, --venv .venv)
+            raise FileExistsError(f"{venv} exists and is not a replica made by colab-check: give --venv a new "
+                                  "folder or remove this one yourself")
         shutil.rmtree(venv)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=300)
+    stamp.write_text(json.dumps({"key": None}))  # ours, even if the install below fails
     try:
         import uv  # noqa: F401  (the course's CI installs with it; see the Makefile)
         args = default_installer_args() if installer_args is None else installer_args
@@ -300,7 +313,7 @@ def kernel_env(gitconfig: Path, venv: Path, base: dict[str, str] | None = None) 
     ours = {str(Path(sys.prefix) / "bin"), str(Path(sys.executable).parent)}
     paths = [p for p in base.get("PATH", "").split(os.pathsep)
              if p and p not in ours and not Path(p).is_relative_to(ROOT)]
-    base["PATH"] = os.pathsep.join([str(venv / "bin"), *paths])
+    base["PATH"] = os.pathsep.join([str(Path(venv).resolve() / "bin"), *paths])
     return {**base, **ENV, "GIT_CONFIG_GLOBAL": str(gitconfig), "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_TERMINAL_PROMPT": "0"}
 
@@ -329,6 +342,19 @@ def output_text(cell: nbformat.NotebookNode) -> str:
         elif "text/plain" in out.get("data", {}):
             parts.append(out.data["text/plain"] + "\n")
     return "".join(parts)
+
+
+def warnings_of(nb: nbformat.NotebookNode) -> list[str]:
+    """The distinct ``SomethingWarning: message`` lines the notebook's cells printed (in order)."""
+    found: list[str] = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                for line in out.text.splitlines():
+                    match = re.search(r"\b[A-Z]\w*Warning: .*", line)
+                    if match and match.group(0)[:200] not in found:
+                        found.append(match.group(0)[:200])
+    return found
 
 
 def _short_error(error: Exception) -> str:
@@ -378,6 +404,9 @@ def run_notebook(path: Path, python: Path, content: Path, env: dict[str, str], s
                         run.error = f"cell {index}: {_short_error(error)}"
                         break
                 run.seconds = time.perf_counter() - start
+                warned = warnings_of(nb)
+                if warned:
+                    run.notes.append(f"{len(warned)} kind(s) of warning: " + " | ".join(warned[:3]))
                 added = sorted(set(installed(python)) - set(before_run))
                 if added:
                     run.notes.append(f"the setup cell installed {', '.join(added)}")
@@ -449,7 +478,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--torch", choices=("ours", "colab"), default="ours",
                         help="'colab': Colab's torch/torchvision too (default: this environment's)")
-    parser.add_argument("--venv", type=Path, default=VENV, help=f"the replica's environment (default {VENV})")
+    parser.add_argument("--venv", type=Path, help=f"the replica's environment (default {VENV.relative_to(ROOT)}, "
+                        f"with --torch colab {VENV_COLAB_TORCH.relative_to(ROOT)})")
+    parser.add_argument("--python", default=sys.executable, metavar="PYTHON",
+                        help="the Python the replica's venv is made from (Colab: python3.12; default: this one)")
     parser.add_argument("--fresh-each", action="store_true", help="start every notebook from an empty /content")
     parser.add_argument("--only", default="", metavar="TEXT",
                         help="run only the notebooks whose file name contains TEXT (comma-separated: any of them)")
@@ -468,7 +500,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     total = time.perf_counter()
     extra = [a for a in args.installer_args if a != "--"] or None
-    python = build_venv(args.venv, args.torch, extra)
+    args.venv = (args.venv or (VENV_COLAB_TORCH if args.torch == "colab" else VENV)).resolve()
+    python = build_venv(args.venv, args.torch, extra, base_python=args.python)
+    have = installed(python)
+    print("colab-check: the replica's kernel has " + ", ".join(
+        f"{name} {have.get(name, 'MISSING')}" for name in REPORTED), flush=True)
     wanted = [w for w in args.only.split(",") if w] or [""]
     runs = []
     with tempfile.TemporaryDirectory(prefix="colab-check-") as tmp:
