@@ -14,7 +14,8 @@ sandboxed process sees and may do:
   it started is killed (a double-forked daemon included);
 - limits: memory per process (``RLIMIT_DATA``; not ``RLIMIT_AS``, which breaks CUDA's address-space
   reservations), number of processes and threads (``RLIMIT_NPROC``, counted inside the sandbox's own
-  user namespace), file size, open files, no core dumps.
+  user namespace), file size, open files, no core dumps; as root with a writable cgroup, a CPU quota
+  (``Limits.cpus``), so that a submission's load cannot slow a neighbour's grade.
 
 Run as root (CI), the sandbox first drops to an unprivileged uid (``RLIMIT_NPROC`` never applies to
 uid 0), and when the cgroup file system is writable it also puts the whole sandbox in its own cgroup
@@ -71,6 +72,7 @@ class Limits:
     file_size: int = 2 << 30     # RLIMIT_FSIZE: the largest file a process may write
     open_files: int = 4096       # RLIMIT_NOFILE
     tmpfs: int = 2 << 30         # size of each private tmpfs: the working directory's $HOME, /tmp, /dev/shm
+    cpus: float = 0.0            # root with a writable cgroup: CPU time of the whole sandbox, in cores (0: none)
 
 
 @dataclass
@@ -256,10 +258,15 @@ def cgroup_enter(name: str, limits: Limits) -> list[str]:
             if (folder / "memory.swap.max").exists():
                 (folder / "memory.swap.max").write_text("0")
             (folder / "pids.max").write_text(str(limits.processes))
+            if limits.cpus > 0 and (folder / "cpu.max").exists():
+                (folder / "cpu.max").write_text(f"{max(1000, int(limits.cpus * 100_000))} 100000")
             (folder / "cgroup.procs").write_text(str(os.getpid()))
             return made
-        for controller, settings in (("memory", {"memory.limit_in_bytes": limits.memory}),
-                                     ("pids", {"pids.max": limits.processes})):  # cgroup v1
+        controllers = [("memory", {"memory.limit_in_bytes": limits.memory}), ("pids", {"pids.max": limits.processes})]
+        if limits.cpus > 0 and any("cpu" in line.split(":")[1].split(",") for line in lines if line.count(":") >= 2):
+            controllers.append(("cpu", {"cpu.cfs_period_us": 100_000,
+                                        "cpu.cfs_quota_us": max(1000, int(limits.cpus * 100_000))}))
+        for controller, settings in controllers:  # cgroup v1
             rel = next(line.split(":", 2)[2] for line in lines if controller in line.split(":")[1].split(","))
             folder = Path(f"/sys/fs/cgroup/{controller}" + rel.rstrip("/")) / name
             folder.mkdir()
