@@ -193,9 +193,9 @@ def honest_submission() -> nbformat.NotebookNode:
     nb = _source()
     for cell in nb.cells:
         if _gid(cell) == "dataset":
-            cell.source = cell.source.replace(
+            cell.source = "import sys\n" + cell.source.replace(
                 "        self.ids = list(ids)\n",
-                "        self.ids = list(ids)\n        print(f'decoding {len(self.ids)} images', file=__import__('sys').stderr)\n")
+                "        self.ids = list(ids)\n        print(f'decoding {len(self.ids)} images', file=sys.stderr)\n")
             assert "decoding" in cell.source
     at = next(i for i, c in enumerate(nb.cells) if _gid(c) == "transforms")
     nb.cells.insert(at + 1, copy.deepcopy(nb.cells[at]))

@@ -73,6 +73,7 @@ class Limits:
     open_files: int = 4096       # RLIMIT_NOFILE
     tmpfs: int = 2 << 30         # size of each private tmpfs: the working directory's $HOME, /tmp, /dev/shm
     cpus: float = 0.0            # root with a writable cgroup: CPU time of the whole sandbox, in cores (0: none)
+    run_dir: int = 512 << 20     # root: size of the run folder (the one host folder it can write), a tmpfs
 
 
 @dataclass
@@ -277,6 +278,22 @@ def cgroup_enter(name: str, limits: Limits) -> list[str]:
     except (OSError, StopIteration) as err:
         print(f"sandbox: no cgroup limits ({err}); the per-process limits still apply", file=sys.stderr)
     return made
+
+
+def mount_run_dir(path: str | Path, size: int) -> bool:
+    """Root only: mount a tmpfs of ``size`` bytes on the (empty) host folder ``path``, so that what the
+    sandbox writes there cannot fill the grader's disk. False (and nothing done) when that is not possible."""
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    options = f"size={int(size)},mode=0755".encode()
+    return libc.mount(b"tmpfs", os.fsencode(str(path)), b"tmpfs", 0, options) == 0
+
+
+def unmount_run_dir(path: str | Path) -> None:
+    """Undo :func:`mount_run_dir` (lazily: a process still holding a file does not keep it mounted)."""
+    if os.geteuid() == 0 and os.path.ismount(path):
+        ctypes.CDLL(None, use_errno=True).umount2(os.fsencode(str(path)), 2)  # MNT_DETACH
 
 
 def cgroup_cleanup(folders: list[str]) -> None:
