@@ -251,3 +251,68 @@ def test_magics_become_calls_that_the_checks_can_read():
     assert python_source("%time x = 1\n!ls\ny = 2") == "__ipython_magic__('%time x = 1')\n__ipython_magic__('!ls')\ny = 2"
     assert python_source("%%bash\necho hi").startswith("__ipython_magic__(")
     assert nbformat  # the notebook format is what review_flags reads
+
+
+@needs_sandbox
+@pytest.mark.skipif(os.geteuid() != 0, reason="the CPU quota is a cgroup's: root only")
+def test_a_cpu_quota_caps_what_a_sandbox_burns_whatever_it_starts(tmp_path):
+    """Two busy processes (each in its own session) for 2 s of wall time: with a quota of 0.1 core the
+    sandbox gets about 0.2 s of CPU time in all (without one, each would take up to a whole core), so a
+    neighbour's grade keeps its share."""
+    code = """
+    import os, resource, time
+    kids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            end = time.monotonic() + 2
+            while time.monotonic() < end:
+                pass
+            os._exit(0)
+        kids.append(pid)
+    for pid in kids:
+        os.waitpid(pid, 0)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print("cpu", usage.ru_utime + usage.ru_stime)
+    """
+    rc, out, _ = run_inside(code, tmp_path, limits=sandbox.Limits(cpus=0.1))
+    if "no cgroup limits" in out:
+        pytest.skip("the cgroup file system is not writable here")
+    assert rc == 0, out
+    cpu = float(out.split("cpu ")[1].split()[0])
+    assert cpu < 0.35, f"{cpu:.2f} s of CPU in 2 s of wall time with a 0.1-core quota: {out}"
+
+
+@needs_sandbox
+@pytest.mark.skipif(os.geteuid() != 0, reason="a size-limited run folder is a tmpfs mounted by root")
+def test_the_one_writable_host_folder_is_size_limited(tmp_path):
+    """The run folder (sockets, the driver's answers) is a tmpfs of Limits.run_dir bytes: a notebook that
+    writes without end fills that, not the grader's disk."""
+    trusted = Path(tempfile.mkdtemp(prefix="gsbx-test-"))
+    run_dir = trusted / "r"
+    run_dir.mkdir()
+    try:
+        assert sandbox.mount_run_dir(run_dir, 8 << 20)
+        spec = sandbox.make_spec(run_dir, course=None, data=None, submission=None, env={},
+                                 trusted_dir=tmp_path / "state")
+        path = sandbox.write_spec(spec, tmp_path / "state" / "spec.json")
+        code = textwrap.dedent(f"""
+        import errno
+        written = 0
+        try:
+            for k in range(6):
+                with open("{run_dir}/fill-%d" % k, "wb") as fh:
+                    fh.write(b"x" * (2 << 20))
+                written += 2
+        except OSError as err:
+            print("stopped", errno.errorcode[err.errno], "after", written, "MB")
+        """)
+        done = subprocess.run(sandbox.command(path, [sys.executable, "-c", code]), capture_output=True, text=True,
+                              timeout=60)
+        assert "stopped ENOSPC after" in done.stdout, done.stdout + done.stderr
+        assert int(done.stdout.split("after ")[1].split()[0]) <= 8
+    finally:
+        sandbox.unmount_run_dir(run_dir)
+        subprocess.run(["rm", "-rf", str(trusted)], check=False)
+    assert not os.path.ismount(run_dir)

@@ -77,6 +77,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._run_root = tempfile.mkdtemp(prefix="gsbx-")
         run_dir = os.path.join(self._run_root, "r")
         os.mkdir(run_dir)
+        sandbox.mount_run_dir(run_dir, sandbox.Limits(**self.limits).run_dir)  # root: a size-limited tmpfs
         self.connection_file = os.path.join(run_dir, "kernel.json")
         self.ip = os.path.join(run_dir, "k")  # the sockets are r/k-<port>
         spec = sandbox.make_spec(run_dir, course=self.course_dir or None, data=self.data_dir or None,
@@ -113,6 +114,7 @@ def cleanup_sandbox(run_root: str | None, cgroup_record: str | None) -> None:
         except (OSError, ValueError):
             pass
     if run_root:
+        sandbox.unmount_run_dir(os.path.join(run_root, "r"))
         shutil.rmtree(run_root, ignore_errors=True)
 
 

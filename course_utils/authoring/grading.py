@@ -13,7 +13,16 @@ the grading that is not a grade), ``review`` (how many things a person should lo
 (why points were lost; cut at a word boundary). The full note of each student, with every failing
 test's message and every review item, is in ``<csv name>-reports/<student_id>.txt``.
 
-What keeps the grading honest (see the README's "For instructors" section):
+The exercise (a source notebook whose graded tests are :data:`.judge.PARTS`) is graded in two phases
+(issue 21; the README's "For instructors" section): Phase 1 (:mod:`.phase1`) runs the notebook and the
+grader's driver (:mod:`.phase1_driver`) in the sandbox, which hands back plain data only; Phase 2
+(:mod:`.judge`) scores that data here, against references it computes itself. The sandbox gets a copy of
+the package without the grader and without the implementations of graded parts
+(``course_package(redact=True)``) and the dataset with the test split's masks replaced by random labels
+(:func:`sandbox_data`); pasted course code is found by :mod:`.similarity` (a review item).
+
+Any other nbgrader assignment is autograded by nbgrader in the sandboxed kernel, as follows.
+What keeps that grading honest:
 
 - **Each kernel runs in a sandbox** (:mod:`.sandbox`, bubblewrap): its own copy of the submission, the
   course package read-only without any solution source, the dataset read-only, a private ``/tmp``, no
@@ -57,26 +66,33 @@ import re
 import shutil
 import stat
 import sys
+import secrets
 import tempfile
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook
 
+from . import judge, phase1_driver, similarity
 from . import sandbox as sbx
 from .exercise import ASSIGNMENT, NOTEBOOK, SOURCE
 from .grader_kernel import cleanup_sandbox, config_text
 from .nbgrader_release import generate_release, nbgrader_command, nbgrader_env, run_logged, with_shims
 from .submission_checks import python_source, review_flags
 
-GRADER_VERSION = "3"  # bump when grading logic changes, so cached results are redone
+GRADER_VERSION = "4"  # bump when grading logic changes, so cached results are redone
 SHORT_NOTE = 240      # characters of the notes kept in the CSV (the report file has all of it)
 # Default time limits in seconds, per cell and per notebook. The exercise in full mode on a 2-core CPU
 # fits: graded there in 533 s; on a shared machine its training cell alone took about 750 s.
 CELL_TIMEOUT = 1800
 NOTEBOOK_TIMEOUT = 3600
 MAX_SUBMISSION_BYTES = 100 << 20
+# The grader's driver calls the student's functions after the notebook: seconds of work (Part 6 predicts
+# the test split). A kernel that never answers it (a hook that breaks the request) is stopped after this.
+DRIVER_TIMEOUT, DRIVER_TIMEOUT_FAST = 600, 120
 PACKAGE = Path(__file__).resolve().parents[1]  # the course_utils folder the grader runs from
 
 __all__ = ["Result", "Isolation", "SandboxUnavailable", "grade_folder", "grade_submission", "prepare_template",
@@ -236,23 +252,122 @@ def verify_template(template: Path) -> str:
     return digest
 
 
-def course_package(work: Path, package: Path = PACKAGE) -> Path:
+REDACTED: dict[str, frozenset[str] | None] = {
+    "models.py": None,   # the whole module: the course's UNet and its blocks
+    "metrics.py": frozenset({"confusion_matrix", "ConfusionMatrix"}),
+    "voc_dataset.py": frozenset({"VOCVariation", "_decode_small", "_preloaded", "_unflatten", "_apply",
+                                 "voc_transforms", "voc_split_ids"}),
+    "voc.py": frozenset({"load_voc_sample"}),
+}
+"""What the two-phase grading's sandbox copy of the package leaves out: the implementations that solve
+graded parts (None: the whole module). ``train.fit``/``evaluate`` stay, as the notebook trains with them;
+they keep the per-class IoU and Dice formulas they report with (see the README: a person's question)."""
+_PACKAGE_LOCK = threading.Lock()
+
+
+def _stub(name: str, module: str) -> list[ast.stmt]:
+    """``name`` as a function or class that raises a clear error when called or subclassed."""
+    message = (f"course_utils.{module}.{name} is not available while your exercise is graded: the parts you "
+               "are graded on must be your own code")
+    code = (f"class {name}:\n    def __init_subclass__(cls, **kw):\n        raise ImportError({message!r})\n"
+            f"    def __init__(self, *a, **kw):\n        raise ImportError({message!r})\n"
+            if name[:1].isupper() else f"def {name}(*a, **kw):\n    raise ImportError({message!r})\n")
+    return ast.parse(code).body
+
+
+def _redact(folder: Path) -> None:
+    """Replace, in a copy of the package at ``folder``, the implementations listed in :data:`REDACTED`."""
+    for filename, names in REDACTED.items():
+        path = folder / filename
+        if not path.exists():
+            continue
+        module = filename[:-3]
+        if names is None:
+            message = (f"course_utils.{module} is not available while your exercise is graded: the parts you are "
+                       "graded on must be your own code")
+            path.write_text(f'"""Left out of the grading sandbox."""\n\n\ndef __getattr__(name):\n'
+                            f'    if name.startswith("__"):\n        raise AttributeError(name)\n'
+                            f'    raise ImportError({message!r} + f" ({{name}})")\n')
+            continue
+        tree = ast.parse(path.read_text())
+        body = []
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in names:
+                body += _stub(node.name, module)
+            else:
+                body.append(node)
+        tree.body = body
+        path.write_text(ast.unparse(ast.fix_missing_locations(tree)) + "\n")
+
+
+def course_package(work: Path, package: Path = PACKAGE, redact: bool = False) -> Path:
     """A read-only copy of the course package alone (``course_utils/``: no notebooks, tests, ``.git`` or
-    caches) under ``work``; returns the folder that contains it (bound at /opt/course in the sandbox)."""
+    caches) under ``work``; returns the folder that contains it (bound at /opt/course in the sandbox).
+
+    redact: the two-phase grading's copy, without the grader (``authoring/``) and without the
+    implementations that solve graded parts (:data:`REDACTED`: importing them raises ImportError)."""
     skip = lambda rel: ("__pycache__" in rel.parts or ".ipynb_checkpoints" in rel.parts
-                        or rel.suffix in (".pyc", ".ipynb"))
-    staging = Path(work) / f"package.partial-{os.getpid()}"
-    _remove(staging)
-    _copy_tree(package, staging / "course_utils", skip)
-    digest = _tree_digest(staging)[:16]
-    final = Path(work) / f"package-{digest}"
-    if final.exists() and _tree_digest(final)[:16] == digest:
+                        or rel.suffix in (".pyc", ".ipynb") or (redact and rel.parts[:1] == ("authoring",)))
+    with _PACKAGE_LOCK:
+        staging = Path(work) / f"package.partial-{os.getpid()}"
         _remove(staging)
-    else:
-        _remove(final)
+        _copy_tree(package, staging / "course_utils", skip)
+        if redact:
+            _redact(staging / "course_utils")
+        digest = _tree_digest(staging)[:16]
+        final = Path(work) / f"package-{digest}"
+        if final.exists() and _tree_digest(final)[:16] == digest:
+            _remove(staging)
+        else:
+            _remove(final)
+            staging.rename(final)
+            _set_read_only(final)
+        return final
+
+
+def sandbox_data(data_dir: Path, work: Path, hidden_ids: list[str], root: Path) -> Path:
+    """A mirror of ``data_dir`` for the two-phase sandbox: every file hard-linked (copied across file
+    systems), except the masks of ``hidden_ids`` (the test split) below ``root``, which are replaced by
+    masks of random labels of the same size. Built once per set of hidden ids; returns its folder."""
+    import numpy as np
+    from PIL import Image
+    data_dir, root = Path(data_dir).resolve(), Path(root).resolve()
+    key = _sha256(str(data_dir).encode(), "\n".join(hidden_ids).encode(), b"random labels")[:16]
+    final = Path(work) / f"data-{key}"
+    with _PACKAGE_LOCK:
+        if final.exists() and (final / ".complete").exists():
+            return final
+        staging = Path(work) / f"data.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        masks = root / "VOCdevkit" / "VOC2012" / "SegmentationClass"
+        hidden = {masks / f"{i}.png" for i in hidden_ids}
+        for path in sorted(data_dir.rglob("*")):
+            if path.is_symlink():
+                continue
+            target = staging / path.relative_to(data_dir)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if path in hidden:  # random labels: nothing to learn or look up, and the notebook still runs
+                with Image.open(path) as real:
+                    labels = np.random.default_rng(len(path.name)).integers(0, 21, (real.size[1], real.size[0]))
+                    dummy = Image.frombytes(real.mode if real.mode in ("P", "L") else "L", real.size,
+                                            np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+                    if real.mode == "P":
+                        dummy.putpalette(real.getpalette())
+                dummy.save(target)
+                continue
+            if path.suffix in (".npz", ".npy", ".pt", ".pkl") or "cache" in path.name.lower():
+                continue  # caches of decoded data may hold the hidden masks
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copyfile(path, target)
+        (staging / ".complete").write_text("")
+        shutil.rmtree(final, ignore_errors=True)  # never chmod: the files are hard links to the real data
         staging.rename(final)
-        _set_read_only(final)
-    return final
+        return final
 
 
 @dataclass
@@ -295,6 +410,7 @@ class Result:
     mode: str = "full"          # full | fast (a smoke test of the grading, not a grade)
     review: list[str] = field(default_factory=list)  # what a person should look at, one item each
     machine_fault: bool = False  # the grading machine failed, not the submission: retried, never cached
+    measures: dict = field(default_factory=dict)  # what the judge measured (Part 6's mIoU, seconds per phase)
 
 
 def _find_notebook(folder: Path, name: str) -> tuple[Path | None, str]:
@@ -468,6 +584,9 @@ def grade_submission(submission: Path | None, student: str, template: Path, work
         return Result(student, zero, 0.0, total_max, "missing" if not refused else "error", "; ".join(notes),
                       mode=mode)
     review = _static_review(data, template, assignment, name)
+    if judge.applies(parts):  # the exercise: Phase 1 in the sandbox, Phase 2 here
+        return _grade_two_phase(data, student, template, work, cell_timeout, notebook_timeout, env, assignment,
+                                name, notes, isolation, mode, review, parts)
     course = work / "students" / student
     _remove(course)
     submitted = course / "submitted" / student / assignment
@@ -518,6 +637,144 @@ def grade_submission(submission: Path | None, student: str, template: Path, work
     total = round(sum(scores.values()), 6)
     return Result(student, scores, total, total_max, "timeout" if timed_out else "graded", "; ".join(notes),
                   seconds, mode=mode, review=review, machine_fault=machine_fault)
+
+
+_REDACTED_PACKAGES: dict[str, Path] = {}
+
+
+def _reuse_zero(data: bytes, template: Path, assignment: str, name: str) -> dict[str, str]:
+    """Test ids that score zero because their solution cell imports the course's own implementation."""
+    try:
+        nb = nbformat.reads(data.decode("utf-8", errors="replace"), as_version=4)
+        handed_out = nbformat.read(template / "release" / assignment / f"{name}.ipynb", as_version=4)
+    except Exception:
+        return {}
+    zero: dict[str, str] = {}
+    for flag in review_flags(nb, handed_out):
+        if flag.what.startswith("re-use of") and flag.part in judge.SOLUTION_PARTS:
+            for test in judge.SOLUTION_PARTS[flag.part]:
+                zero.setdefault(test, f"the {flag.part} cell uses the course's own code ({flag.what[len('re-use of '):]}); "
+                                      "re-used course code scores zero")
+    return zero
+
+
+def _phase1_notes(events: list[dict], cell_timeout: float) -> tuple[list[str], list[str], bool, bool]:
+    """(notes, errors of cells, stopped by a time limit, a fault of the machine) from Phase 1's events."""
+    notes, errors, timed_out, fault = [], [], False, False
+    for e in events:
+        kind, cell = e.get("kind"), e.get("cell")
+        where = "the grader's driver" if cell == "driver" else f"cell {cell}"
+        if kind == "timeout":
+            timed_out = True
+            notes.append(f"{where} was stopped by the {cell_timeout:g} s per-cell time limit")
+        elif kind == "kernel_stopped":
+            notes.append(f"{where} ignored the interrupt at the time limit, so the kernel was stopped; the cells "
+                         "after it did not run")
+        elif kind == "notebook_timeout":
+            timed_out = True
+            notes.append(f"the notebook reached its time limit before {where}; the rest did not run")
+        elif kind == "kernel_died":
+            notes.append(f"the kernel died while {where} ran (the memory or process limit, or os._exit); the cells "
+                         "after it did not run")
+        elif kind == "error":
+            errors.append(f"{where}: {e.get('error', '')}")
+        elif kind == "failed" and not e.get("started"):
+            fault = True
+            notes.append(f"the sandbox could not run the notebook ({e.get('error', '')[:200]}); {_MACHINE}")
+        elif kind == "failed":
+            notes.append(f"the kernel stopped answering the grader ({e.get('error', '')[:200]}); the parts it had "
+                         "not answered score zero")
+        elif kind == "answers" and e.get("problems"):
+            notes.append("the answers could not all be read back: " + "; ".join(e["problems"]))
+    return notes, errors, timed_out, fault
+
+
+def _grade_two_phase(data: bytes, student: str, template: Path, work: Path, cell_timeout: float,
+                     notebook_timeout: float, env: dict[str, str] | None, assignment: str, name: str,
+                     notes: list[str], isolation: Isolation, mode: str, review: list[str],
+                     parts: dict[str, float]) -> Result:
+    """Grade the exercise in two phases: Phase 1 (:mod:`.phase1`) runs the notebook and the driver in the
+    sandbox and hands back plain data; Phase 2 (:mod:`.judge`) scores it here."""
+    total_max, zero = sum(parts.values()), {k: 0.0 for k in parts}
+    fast = mode == "fast"
+    course = work / "students" / student
+    _remove(course)
+    course.mkdir(parents=True)
+    notebook = course / f"{name}.ipynb"
+    notebook.write_bytes(data)
+    found = judge._voc_root(isolation.data_dir)
+    if found is None:
+        return Result(student, zero, 0.0, total_max, "error", "; ".join(notes + [
+            f"the grader's dataset was not found at {isolation.data_dir}; {_MACHINE}"]), mode=mode, review=review,
+            machine_fault=True)
+    root, kind = found
+    ids = (root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "trainval.txt").read_text().split()
+    hidden = phase1_driver.split_of(ids, 0)["test"]
+    data_dir = Path(isolation.data_dir).resolve()
+    state = course / "sandbox"
+    state.mkdir()
+    if isolation.sandbox:
+        if str(work) not in _REDACTED_PACKAGES:
+            _REDACTED_PACKAGES[str(work)] = course_package(work, redact=True)
+        mirror = sandbox_data(data_dir, work, hidden, root)
+        rel = root.resolve().relative_to(data_dir).as_posix()
+        data_root = sbx.DATA_MOUNT + ("" if rel == "." else "/" + rel)
+        km = dict(course_dir=str(_REDACTED_PACKAGES[str(work)]), data_dir=str(mirror), state_dir=str(state),
+                  kernel_env=dict(isolation.kernel_env), limits=asdict(isolation.limits),
+                  sandbox_uid=isolation.sandbox_uid)
+    else:
+        data_root, km = str(root), {}
+    seed = secrets.randbelow(2**31 - 2) + 1
+    spec = dict(notebook=str(notebook), answers=str(course / "answers"), events=str(course / "events.json"),
+                cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
+                driver_timeout=min(cell_timeout, DRIVER_TIMEOUT_FAST if fast else DRIVER_TIMEOUT),
+                seed=seed, fast=fast, sandbox=isolation.sandbox, data_root=data_root, kernel_manager=km)
+    (course / "phase1.json").write_text(json.dumps(spec))
+    run_env = dict(env or nbgrader_env())
+    run_env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE.parent), *filter(None, [run_env.get("PYTHONPATH")])])
+    rc, seconds = run_logged([sys.executable, "-m", "course_utils.authoring.phase1", str(course / "phase1.json")],
+                             course, run_env, notebook_timeout + 180, course / "phase1.log")
+    cleanup = state / "cleanup.json"
+    if cleanup.exists():  # the kernel manager cleans up after itself, unless the runner was killed
+        info = json.loads(cleanup.read_text())
+        cleanup_sandbox(info.get("run_root"), info.get("cgroups"))
+    events = json.loads((course / "events.json").read_text()) if (course / "events.json").exists() else []
+    run_notes, cell_errors, timed_out, fault = _phase1_notes(events, cell_timeout)
+    log = (course / "phase1.log").read_text(errors="replace")[-20_000:] if (course / "phase1.log").exists() else ""
+    fault = fault or _DISK_FULL in log or (rc not in (0, 3, None) and not events)
+    measures = {"phase1_seconds": round(seconds, 1)}
+    if any(e.get("kind") == "unreadable" for e in events):
+        error = next(e["error"] for e in events if e.get("kind") == "unreadable")
+        return Result(student, zero, 0.0, total_max, "error", "; ".join(notes + [
+            f"the file is not a readable notebook ({error})"]), seconds, mode=mode, review=review, measures=measures)
+    if rc is None:
+        return Result(student, zero, 0.0, total_max, "timeout", "; ".join(notes + run_notes + [
+            f"the notebook did not finish within the {notebook_timeout:g} s limit and was stopped; it scores zero"]),
+            seconds, mode=mode, review=review, measures=measures)
+    if fault:
+        return Result(student, zero, 0.0, total_max, "error", "; ".join(notes + run_notes or [f"Phase 1 failed; {_MACHINE}"]),
+                      seconds, mode=mode, review=review, machine_fault=True, measures=measures)
+    start = time.perf_counter()
+    try:
+        handed_out = nbformat.read(template / "release" / assignment / f"{name}.ipynb", as_version=4)
+        review += similarity.pasted_course_code(nbformat.reads(data.decode("utf-8", errors="replace"), as_version=4),
+                                                handed_out)
+    except Exception as err:  # an unreadable notebook was refused above; anything else is worth a look
+        review.append(f"the check for pasted course code could not read the notebook ({type(err).__name__})")
+    try:
+        verdict = judge.judge(course / "answers", data_dir, seed, fast, parts,
+                              zero=_reuse_zero(data, template, assignment, name))
+    except judge.AnswersUnreadable as why:
+        verdict = judge.Verdict(dict(zero), [f"no part could be judged: {why}"])
+    measures.update(verdict.measures, phase2_seconds=round(time.perf_counter() - start, 2))
+    total = round(sum(verdict.scores.values()), 6)
+    lost = verdict.notes
+    if total < total_max and cell_errors:
+        lost = lost + ["cells of the notebook that raised an error: " + "; ".join(cell_errors[:3])
+                       + (f" (+{len(cell_errors) - 3} more)" if len(cell_errors) > 3 else "")]
+    return Result(student, verdict.scores, total, total_max, "timeout" if timed_out else "graded",
+                  "; ".join(notes + run_notes + lost), seconds + measures["phase2_seconds"], mode=mode, review=review,
+                  measures=measures)
 
 
 def _static_review(data: bytes, template: Path, assignment: str, name: str) -> list[str]:
@@ -587,7 +844,8 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
         **({} if online else {"HF_HUB_OFFLINE": "1"}),
     }
     env = nbgrader_env(kernel_env)
-    isolation = Isolation(sandbox=sandbox, kernel_env=kernel_env, limits=limits or sbx.Limits(),
+    limits = limits or sbx.Limits(cpus=max(1, cores // workers))  # each sandbox its share of the cores
+    isolation = Isolation(sandbox=sandbox, kernel_env=kernel_env, limits=limits,
                           sandbox_uid=sandbox_uid, bindings=import_bindings(source))
     isolation.check()
     template = prepare_template(source, work, assignment)
@@ -714,6 +972,8 @@ def write_report(result: Result, path: Path) -> None:
     lines += ["", "notes:"] + [f"  - {n}" for n in result.notes.split("; ") if n] + (["  (none)"] if not result.notes else [])
     lines += ["", f"for a person to review ({len(result.review)}):"]
     lines += [f"  - {item}" for item in result.review] or ["  (nothing)"]
+    if result.measures:
+        lines += ["", "measured:"] + [f"  {k}: {v}" for k, v in result.measures.items()]
     lines += ["", f"graded in {result.seconds:.1f} s; cache key {result.key[:16]}"]
     _write_atomic(path, "\n".join(lines) + "\n")
 

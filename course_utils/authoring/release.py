@@ -41,7 +41,8 @@ from .conventions import GITHUB_REPO
 from .exercise import ROOT, SOURCE, STUDENT
 
 INSTRUCTOR_MODULES = ("grading", "grader_kernel", "kernel_guard", "sandbox", "submission_checks",
-                      "nbgrader_release", "student_version", "release")
+                      "nbgrader_release", "student_version", "release", "judge", "phase1", "phase1_driver",
+                      "similarity")
 """Modules of ``course_utils.authoring`` that only serve the instructor (grading, the student version).
 A module that reads the solution source (``exercise.SOURCE``) is one too; ``exercise`` itself (names and
 paths) stays."""

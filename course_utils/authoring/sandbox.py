@@ -14,7 +14,8 @@ sandboxed process sees and may do:
   it started is killed (a double-forked daemon included);
 - limits: memory per process (``RLIMIT_DATA``; not ``RLIMIT_AS``, which breaks CUDA's address-space
   reservations), number of processes and threads (``RLIMIT_NPROC``, counted inside the sandbox's own
-  user namespace), file size, open files, no core dumps.
+  user namespace), file size, open files, no core dumps; as root with a writable cgroup, a CPU quota
+  (``Limits.cpus``), so that a submission's load cannot slow a neighbour's grade.
 
 Run as root (CI), the sandbox first drops to an unprivileged uid (``RLIMIT_NPROC`` never applies to
 uid 0), and when the cgroup file system is writable it also puts the whole sandbox in its own cgroup
@@ -71,6 +72,8 @@ class Limits:
     file_size: int = 2 << 30     # RLIMIT_FSIZE: the largest file a process may write
     open_files: int = 4096       # RLIMIT_NOFILE
     tmpfs: int = 2 << 30         # size of each private tmpfs: the working directory's $HOME, /tmp, /dev/shm
+    cpus: float = 0.0            # root with a writable cgroup: CPU time of the whole sandbox, in cores (0: none)
+    run_dir: int = 512 << 20     # root: size of the run folder (the one host folder it can write), a tmpfs
 
 
 @dataclass
@@ -256,10 +259,15 @@ def cgroup_enter(name: str, limits: Limits) -> list[str]:
             if (folder / "memory.swap.max").exists():
                 (folder / "memory.swap.max").write_text("0")
             (folder / "pids.max").write_text(str(limits.processes))
+            if limits.cpus > 0 and (folder / "cpu.max").exists():
+                (folder / "cpu.max").write_text(f"{max(1000, int(limits.cpus * 100_000))} 100000")
             (folder / "cgroup.procs").write_text(str(os.getpid()))
             return made
-        for controller, settings in (("memory", {"memory.limit_in_bytes": limits.memory}),
-                                     ("pids", {"pids.max": limits.processes})):  # cgroup v1
+        controllers = [("memory", {"memory.limit_in_bytes": limits.memory}), ("pids", {"pids.max": limits.processes})]
+        if limits.cpus > 0 and any("cpu" in line.split(":")[1].split(",") for line in lines if line.count(":") >= 2):
+            controllers.append(("cpu", {"cpu.cfs_period_us": 100_000,
+                                        "cpu.cfs_quota_us": max(1000, int(limits.cpus * 100_000))}))
+        for controller, settings in controllers:  # cgroup v1
             rel = next(line.split(":", 2)[2] for line in lines if controller in line.split(":")[1].split(","))
             folder = Path(f"/sys/fs/cgroup/{controller}" + rel.rstrip("/")) / name
             folder.mkdir()
@@ -270,6 +278,22 @@ def cgroup_enter(name: str, limits: Limits) -> list[str]:
     except (OSError, StopIteration) as err:
         print(f"sandbox: no cgroup limits ({err}); the per-process limits still apply", file=sys.stderr)
     return made
+
+
+def mount_run_dir(path: str | Path, size: int) -> bool:
+    """Root only: mount a tmpfs of ``size`` bytes on the (empty) host folder ``path``, so that what the
+    sandbox writes there cannot fill the grader's disk. False (and nothing done) when that is not possible."""
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    options = f"size={int(size)},mode=0755".encode()
+    return libc.mount(b"tmpfs", os.fsencode(str(path)), b"tmpfs", 0, options) == 0
+
+
+def unmount_run_dir(path: str | Path) -> None:
+    """Undo :func:`mount_run_dir` (lazily: a process still holding a file does not keep it mounted)."""
+    if os.geteuid() == 0 and os.path.ismount(path):
+        ctypes.CDLL(None, use_errno=True).umount2(os.fsencode(str(path)), 2)  # MNT_DETACH
 
 
 def cgroup_cleanup(folders: list[str]) -> None:
