@@ -114,7 +114,7 @@ def test_a_real_cluster_grades_like_the_local_pool(cluster, course, capsys):
     out = course["root"] / "cluster" / "grades.csv"
     argv = [str(course["subs"]), "--out", str(out), "--source", str(course["source"]), "--fast",
             "--scheduler", cluster["address"], "--cell-timeout", "30", "--notebook-timeout", "120"]
-    assert grading.main(argv + ([] if SANDBOX else ["--no-sandbox"])) == 0
+    assert grading_cluster.main(argv + ([] if SANDBOX else ["--no-sandbox"])) == 0
     text = capsys.readouterr().out
     assert "Dask scheduler tcp://127.0.0.1" in text and "3/3 graded" in text  # the progress bar
     assert out.read_text() == course["local"].read_text()
@@ -190,11 +190,23 @@ def test_a_submission_that_kills_its_worker_every_time_is_an_error(cluster, cour
 def test_an_unreachable_scheduler_fails_at_once_and_writes_nothing(course, capsys, tmp_path):
     out = tmp_path / "grades.csv"
     start = time.monotonic()
-    rc = grading.main([str(course["subs"]), "--out", str(out), "--source", str(course["source"]),
-                       "--scheduler", f"tcp://127.0.0.1:{_free_port()}"])
+    rc = grading_cluster.main([str(course["subs"]), "--out", str(out), "--source", str(course["source"]),
+                               "--scheduler", f"tcp://127.0.0.1:{_free_port()}"])
     assert rc == 2 and time.monotonic() - start < 10
     assert "no Dask scheduler answers" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_plain_grader_sends_a_cluster_grade_to_the_dask_front_door(course, capsys, tmp_path, monkeypatch):
+    argv = [str(course["subs"]), "--out", str(tmp_path / "grades.csv"), "--source", str(course["source"])]
+    assert grading.main(argv + ["--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "python -m course_utils.authoring.grading_cluster" in capsys.readouterr().err
+    monkeypatch.setenv(grading_cluster.SCHEDULER_ENV, "tcp://127.0.0.1:1")
+    assert grading.main(argv) == 2 and grading_cluster.main(argv) == 2
+    assert "no Dask scheduler answers at tcp://127.0.0.1:1" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert grading_cluster.main(argv + ["--resources", "GPU=one"]) == 2
+    assert "--resources expects NAME=NUMBER" in capsys.readouterr().err
 
 
 def test_resources_are_parsed():

@@ -1,9 +1,11 @@
 """Grade a class on a Dask cluster (issue 22): the same tasks as today's local pool, sent to workers.
 
-``python -m course_utils.authoring.grading SUBMISSIONS --scheduler tcp://HOST:PORT`` (or the environment
-variable ``DASK_SCHEDULER_ADDRESS``) sends one task per submission to an existing Dask cluster;
-``--scheduler local`` starts a Dask cluster of ``--workers`` processes on this machine. Without the option
-the grader runs as before, in a thread pool on this machine.
+``python -m course_utils.authoring.grading_cluster SUBMISSIONS --scheduler tcp://HOST:PORT`` (or the
+environment variable ``DASK_SCHEDULER_ADDRESS``; ``make grade SCHEDULER=...``) takes the grader's options
+(:mod:`.grading`) and sends one task per submission to an existing Dask cluster; ``--scheduler local``
+starts a Dask cluster of ``--workers`` processes on this machine. Without either, the grader runs as
+before, in a thread pool on this machine. (The grader does not import this module: it builds on the
+grader, and hands :func:`start_engine` to ``grading.main``.)
 
 Trust stays with the client (the instructor's machine): it holds the template and its hash, the results
 cache and the CSV. A task carries the submission's BYTES and the template (a tar of the read-only nbgrader
@@ -44,7 +46,8 @@ LOCAL = "local"
 ALLOWED_FAILURES = 2   # the local cluster's scheduler: a task is tried 3 times on workers that die
 SECOND_CHANCES = 1     # then the client submits it once more under a new key before calling it an error
 
-__all__ = ["ClusterUnavailable", "Engine", "grade_task", "parse_resources", "check_reachable", "SCHEDULER_ENV", "LOCAL"]
+__all__ = ["ClusterUnavailable", "Engine", "start_engine", "grade_task", "parse_resources", "check_reachable",
+           "reap_orphans", "local_processes", "measure", "main", "SCHEDULER_ENV", "LOCAL"]
 
 
 class ClusterUnavailable(RuntimeError):
@@ -431,11 +434,6 @@ class Engine:
                               mode=args.get("mode", "full"))
 
 
-def scheduler_from(option: str | None) -> str | None:
-    """The scheduler to use: the option, else ``$DASK_SCHEDULER_ADDRESS``, else None (the local pool)."""
-    return option or os.environ.get(SCHEDULER_ENV) or None
-
-
 # ---------------------------------------------------------------- a cluster of processes here, and the measurement
 
 @contextlib.contextmanager
@@ -535,19 +533,34 @@ def measure(n: int, source: Path, workers: int = 2, fast: bool = True, folder: P
     return seconds
 
 
+def start_engine(scheduler: str, workers: int | None = None, resources: str | None = None) -> Engine:
+    """A started :class:`Engine` from the command line's ``--scheduler``, ``--workers`` and ``--resources``."""
+    return Engine(scheduler, workers=workers, resources=parse_resources(resources)).start()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m course_utils.authoring.grading_cluster SUBMISSIONS [grader options] [--scheduler ...]``:
+    the grader's command line (``python -m course_utils.authoring.grading --help``) that can also grade on a
+    Dask cluster. ``... grading_cluster measure [-n N]``: the pool against a local cluster of processes."""
     import argparse
+    from . import grading
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] != ["measure"]:
+        try:
+            return grading.main(argv, cluster=start_engine)
+        except ClusterUnavailable as err:  # the scheduler went away mid-run
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     from .exercise import SOURCE
-    parser = argparse.ArgumentParser(prog="python -m course_utils.authoring.grading_cluster",
-                                     description="Measure grading on a local Dask cluster against the thread pool "
-                                     "(grade with: python -m course_utils.authoring.grading SUBMISSIONS --scheduler ...)")
-    parser.add_argument("measure", choices=["measure"])
+    parser = argparse.ArgumentParser(prog="python -m course_utils.authoring.grading_cluster measure",
+                                     description="Grade N copies of the solution with the thread pool, then on a "
+                                     "local Dask cluster of processes, then with one worker killed halfway")
     parser.add_argument("-n", type=int, default=20, help="submissions (copies of the solution; default 20)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--source", type=Path, default=SOURCE)
     parser.add_argument("--full", action="store_true", help="full mode (default: fast mode)")
     parser.add_argument("--folder", type=Path, default=None, help="where to keep the submissions and CSVs")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv[1:])
     print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
     seconds = measure(args.n, args.source, args.workers, fast=not args.full, folder=args.folder)
     per = {k: v / args.n for k, v in seconds.items()}
