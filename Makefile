@@ -66,6 +66,7 @@ student-version: install
 #   make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv] [GRADE_ARGS="--workers 4 --fast"]
 # On a Dask cluster (README "Grading a class on a Dask cluster"): SCHEDULER=tcp://HOST:8786 (or 'local',
 # or $$DASK_SCHEDULER_ADDRESS), and RESOURCES=GPU=1 to send each submission to a worker with a GPU.
+# grading_cluster is the grader's command line (course_utils.authoring.grading) that can also use Dask.
 SUBMISSIONS ?=
 OUT ?= grades.csv
 GRADE_ARGS ?=
@@ -73,7 +74,7 @@ SCHEDULER ?=
 RESOURCES ?=
 grade: install
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv] [SCHEDULER=tcp://HOST:8786] [RESOURCES=GPU=1]"; exit 2; }
-	$(BIN)/python -m course_utils.authoring.grading $(SUBMISSIONS) --out $(OUT) \
+	$(BIN)/python -m course_utils.authoring.grading_cluster $(SUBMISSIONS) --out $(OUT) \
 		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(RESOURCES),--resources $(RESOURCES)) $(GRADE_ARGS)
 
 # Run every notebook as a student on Colab would, on Colab's package versions (README "Colab replica");

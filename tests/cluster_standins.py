@@ -17,3 +17,16 @@ def bomb(task):
     if task["student"] == "one_bug":
         os._exit(1)
     return grading_cluster.grade_task(task)
+
+
+def orphan_maker(task):
+    """Starts a long process in a session of its own that names the worker's folder (as nbgrader's does),
+    writes its pid to $ORPHAN_PIDS, then grades 4 s late: time to kill the worker and leave it orphaned."""
+    import subprocess
+    import sys
+    folder = grading_cluster._worker_folder()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", str(folder / "x")],
+                            start_new_session=True)
+    with open(os.environ["ORPHAN_PIDS"], "a") as fh:
+        fh.write(f"{proc.pid} {folder.name}\n")
+    return slow(task)

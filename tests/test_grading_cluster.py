@@ -3,6 +3,7 @@ workers, started as processes on 127.0.0.1, grade the tiny assignment of test_gr
 faults (a worker killed mid-grade, a submission that kills its worker every time) use a stand-in that
 wraps the real task function. The scheduler gives up on a task after 2 worker deaths (allowed-failures 1).
 """
+import contextlib
 import csv
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,13 +20,14 @@ import psutil
 import pytest
 
 pytest.importorskip("distributed")
-from cluster_standins import bomb, slow  # noqa: E402
+from cluster_standins import bomb, orphan_maker, slow  # noqa: E402
 from test_grading import NAME, _answer, _source_notebook  # noqa: E402
 
 from course_utils.authoring import exercise, grading, grading_cluster, sandbox  # noqa: E402
 
 SANDBOX = sandbox.probe()[0]
 ROOT = Path(__file__).resolve().parent.parent
+ORPHANS = Path(tempfile.gettempdir()) / f"grading-cluster-orphans-{os.getpid()}.txt"  # pid, worker folder
 
 
 def _free_port():
@@ -35,7 +38,7 @@ def _free_port():
 
 def _env():
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1",
-            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1", "ORPHAN_PIDS": str(ORPHANS)}
 
 
 def _start_worker(address, name):
@@ -111,7 +114,7 @@ def test_a_real_cluster_grades_like_the_local_pool(cluster, course, capsys):
     out = course["root"] / "cluster" / "grades.csv"
     argv = [str(course["subs"]), "--out", str(out), "--source", str(course["source"]), "--fast",
             "--scheduler", cluster["address"], "--cell-timeout", "30", "--notebook-timeout", "120"]
-    assert grading.main(argv + ([] if SANDBOX else ["--no-sandbox"])) == 0
+    assert grading_cluster.main(argv + ([] if SANDBOX else ["--no-sandbox"])) == 0
     text = capsys.readouterr().out
     assert "Dask scheduler tcp://127.0.0.1" in text and "3/3 graded" in text  # the progress bar
     assert out.read_text() == course["local"].read_text()
@@ -125,11 +128,23 @@ def test_a_real_cluster_grades_like_the_local_pool(cluster, course, capsys):
 
 
 def test_a_worker_killed_mid_grade_costs_nothing(cluster, course):
-    engine = grading_cluster.Engine(cluster["address"], grade_fn=slow, verbose=False, allowed_failures=1).start()
+    """w0 is killed once its first grade has started a process of its own (as nbgrader does): the grades
+    are the same, and what the dead worker left running is stopped (grading_cluster.reap_orphans)."""
+    ORPHANS.write_text("")
+    engine = grading_cluster.Engine(cluster["address"], grade_fn=orphan_maker, verbose=False, allowed_failures=1).start()
+    victim = cluster["workers"][0]
+    import threading
+
+    def kill_once_it_grades():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            mine = {f"w-{p.pid}" for p in psutil.Process(victim.pid).children(recursive=True)}
+            if any(line.split()[1] in mine for line in ORPHANS.read_text().splitlines()):
+                return _kill_group(victim)
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_once_it_grades)
     try:
-        victim = cluster["workers"][0]
-        import threading
-        killer = threading.Timer(2.0, _kill_group, [victim])
         killer.start()
         out, results = _grade(course, engine, "killed")
         killer.join()
@@ -139,6 +154,25 @@ def test_a_worker_killed_mid_grade_costs_nothing(cluster, course):
     assert victim.poll() is not None  # it was really killed
     assert [r["student"] for r in _rows(out)] == ["absent", "blank", "full_marks", "one_bug"]
     assert out.read_text() == course["local"].read_text()
+    orphans = [line.split() for line in ORPHANS.read_text().splitlines()]
+    of_the_dead = [int(pid) for pid, folder in orphans if not psutil.pid_exists(int(folder[2:]))]
+    try:
+        assert of_the_dead, "the killed worker had started no process"
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in of_the_dead) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_running(pid) for pid in of_the_dead), "the dead worker's processes were left running"
+    finally:
+        for pid, _ in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def _running(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_a_submission_that_kills_its_worker_every_time_is_an_error(cluster, course):
@@ -156,11 +190,23 @@ def test_a_submission_that_kills_its_worker_every_time_is_an_error(cluster, cour
 def test_an_unreachable_scheduler_fails_at_once_and_writes_nothing(course, capsys, tmp_path):
     out = tmp_path / "grades.csv"
     start = time.monotonic()
-    rc = grading.main([str(course["subs"]), "--out", str(out), "--source", str(course["source"]),
-                       "--scheduler", f"tcp://127.0.0.1:{_free_port()}"])
+    rc = grading_cluster.main([str(course["subs"]), "--out", str(out), "--source", str(course["source"]),
+                               "--scheduler", f"tcp://127.0.0.1:{_free_port()}"])
     assert rc == 2 and time.monotonic() - start < 10
     assert "no Dask scheduler answers" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_plain_grader_sends_a_cluster_grade_to_the_dask_front_door(course, capsys, tmp_path, monkeypatch):
+    argv = [str(course["subs"]), "--out", str(tmp_path / "grades.csv"), "--source", str(course["source"])]
+    assert grading.main(argv + ["--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "python -m course_utils.authoring.grading_cluster" in capsys.readouterr().err
+    monkeypatch.setenv(grading_cluster.SCHEDULER_ENV, "tcp://127.0.0.1:1")
+    assert grading.main(argv) == 2 and grading_cluster.main(argv) == 2
+    assert "no Dask scheduler answers at tcp://127.0.0.1:1" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert grading_cluster.main(argv + ["--resources", "GPU=one"]) == 2
+    assert "--resources expects NAME=NUMBER" in capsys.readouterr().err
 
 
 def test_resources_are_parsed():
@@ -177,3 +223,30 @@ def test_a_worker_without_bubblewrap_gives_the_install_message(course, monkeypat
         with pytest.raises(grading.SandboxUnavailable, match="apt-get install bubblewrap"):
             _grade(course, engine, "nobwrap")
     assert not (course["root"] / "nobwrap" / "grades.csv").exists()
+
+
+def test_a_scheduler_lost_mid_run_stops_with_a_clear_message(course):
+    import threading
+    ORPHANS.write_text("")
+    env = {"PYTHONPATH": _env()["PYTHONPATH"], "ORPHAN_PIDS": str(ORPHANS)}
+    with grading_cluster.local_processes(1, env) as processes:
+        engine = grading_cluster.Engine(processes.address, grade_fn=orphan_maker, verbose=False).start()
+
+        def kill_once_it_grades():  # the scheduler goes while the first grade runs
+            deadline = time.monotonic() + 120
+            while not ORPHANS.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            _kill_group(processes.scheduler)
+
+        threading.Thread(target=kill_once_it_grades).start()
+        try:
+            with pytest.raises(grading_cluster.ClusterUnavailable, match="lost the connection to the Dask scheduler"):
+                start = time.monotonic()
+                _grade(course, engine, "lost")
+        finally:
+            engine.close()
+            for line in ORPHANS.read_text().splitlines():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(line.split()[0]), signal.SIGKILL)
+    assert time.monotonic() - start < 60  # no hang
+    assert not (course["root"] / "lost" / "grades.csv").exists()  # no CSV from a partial run

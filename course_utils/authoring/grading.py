@@ -999,7 +999,9 @@ def write_csv(results: list[Result], out: Path, part_names: list[str], reports_n
 
 # ---------------------------------------------------------------- command line
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, cluster=None) -> int:
+    """The command line. cluster: ``(scheduler, workers, resources) -> started engine``, given by
+    ``python -m course_utils.authoring.grading_cluster`` (the Dask front door, which ``make grade`` runs)."""
     parser = argparse.ArgumentParser(prog="python -m course_utils.authoring.grading", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", type=Path, help="folder of <student_id>/<notebook>.ipynb")
@@ -1020,7 +1022,8 @@ def main(argv: list[str] | None = None) -> int:
     # >>> seam (issue 22): the Dask engine's options (course_utils.authoring.grading_cluster)
     parser.add_argument("--scheduler", default=None,
                         help="grade on a Dask cluster: tcp://HOST:PORT of its scheduler (default: "
-                             "$DASK_SCHEDULER_ADDRESS), or 'local' for a Dask cluster of --workers processes here")
+                             "$DASK_SCHEDULER_ADDRESS), or 'local' for a Dask cluster of --workers processes here "
+                             "(through python -m course_utils.authoring.grading_cluster, which make grade runs)")
     parser.add_argument("--resources", default=None,
                         help="what each task asks of a Dask worker, e.g. GPU=1 (workers started with --resources GPU=1)")
     # <<< seam (issue 22)
@@ -1030,13 +1033,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # >>> seam (issue 22): connect to the cluster first, so that a bad address fails before anything is written
     import time
-    from . import grading_cluster
-    engine, scheduler, started = None, grading_cluster.scheduler_from(args.scheduler), time.monotonic()
+    engine, scheduler, started = None, args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"), time.monotonic()
+    if scheduler and cluster is None:
+        print("error: grading on a Dask cluster (--scheduler or $DASK_SCHEDULER_ADDRESS) goes through "
+              "`python -m course_utils.authoring.grading_cluster` with the same arguments (make grade runs it)",
+              file=sys.stderr)
+        return 2
     try:
-        if scheduler:
-            engine = grading_cluster.Engine(scheduler, workers=args.workers,
-                                            resources=grading_cluster.parse_resources(args.resources)).start()
-    except (grading_cluster.ClusterUnavailable, ValueError) as err:
+        engine = cluster(scheduler, args.workers, args.resources) if scheduler else None
+    except (RuntimeError, ValueError) as err:  # grading_cluster.ClusterUnavailable, a bad --resources
         print(f"error: {err}", file=sys.stderr)
         return 2
     # <<< seam (issue 22)
@@ -1046,7 +1051,7 @@ def main(argv: list[str] | None = None) -> int:
                                fast=args.fast, online=args.online, work=args.work, force=args.force,
                                sandbox=not args.no_sandbox,
                                limits=sbx.Limits(memory=int(args.memory_gb * 2**30)), engine=engine)
-    except (SandboxUnavailable, grading_cluster.ClusterUnavailable) as err:
+    except SandboxUnavailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
@@ -1054,7 +1059,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.close()
     # >>> seam (issue 22): the class report next to the CSV (course_utils.authoring.grading_report)
     from .grading_report import write_class_report
-    report = write_class_report(results, args.out, graded_parts(args.source), where=engine and engine.where,
+    report = write_class_report(results, args.out, graded_parts(args.source), where=getattr(engine, "where", None),
                                 wall_seconds=time.monotonic() - started)
     print(f"wrote the class report {report}")
     # <<< seam (issue 22)

@@ -1,9 +1,11 @@
 """Grade a class on a Dask cluster (issue 22): the same tasks as today's local pool, sent to workers.
 
-``python -m course_utils.authoring.grading SUBMISSIONS --scheduler tcp://HOST:PORT`` (or the environment
-variable ``DASK_SCHEDULER_ADDRESS``) sends one task per submission to an existing Dask cluster;
-``--scheduler local`` starts a Dask cluster of ``--workers`` processes on this machine. Without the option
-the grader runs as before, in a thread pool on this machine.
+``python -m course_utils.authoring.grading_cluster SUBMISSIONS --scheduler tcp://HOST:PORT`` (or the
+environment variable ``DASK_SCHEDULER_ADDRESS``; ``make grade SCHEDULER=...``) takes the grader's options
+(:mod:`.grading`) and sends one task per submission to an existing Dask cluster; ``--scheduler local``
+starts a Dask cluster of ``--workers`` processes on this machine. Without either, the grader runs as
+before, in a thread pool on this machine. (The grader does not import this module: it builds on the
+grader, and hands :func:`start_engine` to ``grading.main``.)
 
 Trust stays with the client (the instructor's machine): it holds the template and its hash, the results
 cache and the CSV. A task carries the submission's BYTES and the template (a tar of the read-only nbgrader
@@ -22,6 +24,7 @@ function changes).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import os
@@ -31,9 +34,11 @@ import tarfile
 import tempfile
 import time
 import uuid
+from concurrent.futures import CancelledError
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -41,7 +46,8 @@ LOCAL = "local"
 ALLOWED_FAILURES = 2   # the local cluster's scheduler: a task is tried 3 times on workers that die
 SECOND_CHANCES = 1     # then the client submits it once more under a new key before calling it an error
 
-__all__ = ["ClusterUnavailable", "Engine", "grade_task", "parse_resources", "check_reachable", "SCHEDULER_ENV", "LOCAL"]
+__all__ = ["ClusterUnavailable", "Engine", "start_engine", "grade_task", "parse_resources", "check_reachable",
+           "reap_orphans", "local_processes", "measure", "main", "SCHEDULER_ENV", "LOCAL"]
 
 
 class ClusterUnavailable(RuntimeError):
@@ -108,6 +114,45 @@ def _worker_folder() -> Path:
     return folder
 
 
+def reap_orphans() -> list[int]:
+    """Stop what the dead grading workers of this machine left running, and remove their folders.
+
+    A grade runs nbgrader in a session of its own, so a worker killed mid-grade (out of memory, SIGKILL)
+    leaves it running, orphaned, until its time limit. Each worker calls this before its first grade, and
+    the client runs it on every worker when one died. A folder ``w-<pid>`` whose process is gone is a dead
+    worker's: every process whose command line names that folder is killed with its children, then the
+    folder is removed. Returns the process ids killed."""
+    import psutil
+    from . import grading
+    base = _worker_folder().parent
+    killed: list[int] = []
+    for folder in sorted(base.glob("w-*")):
+        pid = folder.name[2:]
+        if not pid.isdigit() or int(pid) == os.getpid() or psutil.pid_exists(int(pid)):
+            continue  # a live worker (or its pid taken by another process: left alone)
+        claimed = base / f"reaping-{os.getpid()}-{folder.name}"
+        try:
+            folder.rename(claimed)  # atomic: when two workers find the same dead folder, one reaps it
+        except OSError:
+            continue
+        marker = f"{folder}{os.sep}"
+        for proc in psutil.process_iter(["pid", "cmdline", "uids"]):
+            try:
+                if proc.info["uids"] is None or proc.info["uids"].real != os.getuid():
+                    continue
+                if not any(marker in arg or arg == str(folder) for arg in proc.info["cmdline"] or []):
+                    continue
+                for victim in [*proc.children(recursive=True), proc]:
+                    with contextlib.suppress(psutil.Error):
+                        victim.kill()
+                        killed.append(victim.pid)
+            except psutil.Error:
+                continue
+        with contextlib.suppress(OSError):
+            grading._remove(claimed)
+    return killed
+
+
 def _unpack_template(task: dict, work: Path) -> Path:
     from . import grading
     template = work / task["template_name"]
@@ -133,11 +178,17 @@ def grade_task(task: dict) -> dict:
     from . import sandbox as sbx
     from .nbgrader_release import nbgrader_env
     work = _worker_folder()
+    if "reaped" not in _WORKER_STATE:  # a new worker (maybe the one started in place of a killed one)
+        try:
+            _WORKER_STATE["reaped"] = reap_orphans()
+        except Exception:  # never fails a grade: the next worker or the client's sweep tries again  # noqa: BLE001
+            _WORKER_STATE["reaped"] = []
     template = _unpack_template(task, work)
     kernel_env = dict(task["kernel_env"])
-    try:
+    try:  # the cores of this machine shared among the grades that run on it at once (every worker's threads)
         from distributed import get_worker
-        threads = get_worker().state.nthreads
+        worker = get_worker()
+        threads = task.get("host_threads", {}).get(urlparse(worker.address).hostname) or worker.state.nthreads
     except (ImportError, ValueError, AttributeError):
         threads = 1
     kernel_env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, threads)))
@@ -255,9 +306,15 @@ class Engine:
     def __exit__(self, *exc):
         self.close()
 
+    def _workers(self) -> dict[str, dict]:
+        """Every worker the scheduler knows: ``{address: info}`` (some versions list only 5 unless asked)."""
+        try:
+            return self.client.scheduler_info(n_workers=-1).get("workers", {})
+        except TypeError:  # distributed before the n_workers argument: all of them
+            return self.client.scheduler_info().get("workers", {})
+
     def _check_workers(self) -> None:
-        info = self.client.scheduler_info()
-        workers = info.get("workers", {})
+        workers = self._workers()
         if not workers:
             if self.verbose:
                 print(f"waiting up to {self.wait:g} s for a worker to join the scheduler ...", flush=True)
@@ -266,7 +323,7 @@ class Engine:
             except TimeoutError:
                 raise ClusterUnavailable(f"no worker joined the scheduler {self.client.scheduler.address} within "
                                          f"{self.wait:g} s: start some with `dask worker {self.client.scheduler.address}`") from None
-            workers = self.client.scheduler_info().get("workers", {})
+            workers = self._workers()
         if self.resources and not any(all(w.get("resources", {}).get(k, 0) >= v for k, v in self.resources.items())
                                       for w in workers.values()):
             wanted = ",".join(f"{k}={v:g}" for k, v in self.resources.items())
@@ -293,9 +350,20 @@ class Engine:
                 pending.append((i, make_task(args, data, template_tar, digest, prepare_data)))
         if not pending:
             return
-        self._check_workers()
+        host_threads: dict[str, int] = {}  # each machine's grading slots, so its kernels share its cores
+        try:
+            self._check_workers()
+            for address, info in self._workers().items():
+                host = urlparse(address).hostname
+                host_threads[host] = host_threads.get(host, 0) + int(info.get("nthreads", 1))
+        except Exception:
+            if self.client.status == "running":
+                raise
+            raise ClusterUnavailable(f"lost the connection to the Dask scheduler at {self.scheduler} before "
+                                     "grading; nothing was graded or written") from None
 
         def submit(i, task):
+            task["host_threads"] = host_threads
             future = self.client.submit(self.grade_fn, task, key=f"grade-{task['student']}-{uuid.uuid4().hex[:8]}",
                                         pure=False, resources=self.resources or None)
             futures[future.key] = (i, task, future)
@@ -310,6 +378,7 @@ class Engine:
                 try:
                     reply = future.result()
                 except KilledWorker:
+                    self._reap()
                     if chances.get(i, 0) < self.second_chances:
                         chances[i] = chances.get(i, 0) + 1
                         queue.add(submit(i, task))
@@ -318,6 +387,11 @@ class Engine:
                                                      "submission (killed, out of memory, or the machine was lost), "
                                                      f"{(self.allowed_failures + 1) * (self.second_chances + 1)} tries "
                                                      "at most; grade it by hand or run the grader again"), False
+                except CancelledError:  # only the client cancels, in the finally below: the scheduler is gone
+                    raise ClusterUnavailable(
+                        f"lost the connection to the Dask scheduler at {self.client.scheduler.address} after {done} of "
+                        f"{total} grades. Those are cached: run the same command again (with the scheduler back) and "
+                        "it grades only what is missing. The CSV was not written.") from None
                 except grading.SandboxUnavailable:
                     raise  # a worker cannot sandbox: stop, with the install message (the finally cancels the rest)
                 except Exception as err:  # the worker's problem, not the student's: not cached, tried next run
@@ -341,8 +415,15 @@ class Engine:
                           f"about {_duration(left)} left", flush=True)
                 yield i, result, cacheable
         finally:
-            if futures:  # stopped early (the sandbox missing on a worker, ^C): nothing left running
-                self.client.cancel([f for _, _, f in futures.values()])
+            if futures and self.client.status == "running":  # stopped early (no sandbox on a worker, ^C)
+                self.client.cancel([f for _, _, f in futures.values()])  # nothing left running
+            if self.client.status == "running":
+                self._reap(wait=True)  # what workers killed during this run left running
+
+    def _reap(self, wait: bool = False) -> None:
+        """Have every live worker stop what the dead workers of its machine left running (reap_orphans)."""
+        with contextlib.suppress(Exception):  # a worker that is gone does it before its next grade
+            self.client.run(reap_orphans, wait=wait)
 
     @staticmethod
     def _failed(args: dict, note: str):
@@ -353,10 +434,142 @@ class Engine:
                               mode=args.get("mode", "full"))
 
 
-def scheduler_from(option: str | None) -> str | None:
-    """The scheduler to use: the option, else ``$DASK_SCHEDULER_ADDRESS``, else None (the local pool)."""
-    return option or os.environ.get(SCHEDULER_ENV) or None
+# ---------------------------------------------------------------- a cluster of processes here, and the measurement
+
+@contextlib.contextmanager
+def local_processes(workers: int = 2, env: dict[str, str] | None = None) -> Iterator[SimpleNamespace]:
+    """``dask scheduler`` and ``workers`` ``dask worker`` processes on 127.0.0.1 (free ports, no dashboard),
+    as an instructor starts them on lab machines, each in its own process group; yields a namespace with
+    ``address`` (``tcp://127.0.0.1:PORT``), ``scheduler`` and ``workers`` (``Popen``s) and kills them all on
+    exit. For the measurement and the tests."""
+    import subprocess
+    from distributed import Client
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    quiet = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"], **quiet)
+    procs = [scheduler]
+    try:
+        members = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                     "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"], **quiet)
+                   for i in range(workers)]
+        procs += members
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(address, timeout="5s") as client:
+                    client.wait_for_workers(workers, timeout=120)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise ClusterUnavailable(f"the local scheduler at {address} did not start") from None
+                time.sleep(0.5)
+        yield SimpleNamespace(address=address, scheduler=scheduler, workers=members)
+    finally:
+        for proc in procs:
+            kill_group(proc)
+
+
+def kill_group(proc) -> None:
+    """SIGKILL a process started by :func:`local_processes` and everything it started (a worker's nanny
+    and its worker process), as when a machine is lost."""
+    import signal
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def measure(n: int, source: Path, workers: int = 2, fast: bool = True, folder: Path | None = None,
+            prepare_data: bool = True) -> dict[str, float]:
+    """Grade ``n`` copies of the solution ``source`` (full marks) three ways and return the seconds of
+    each: ``pool`` (today's thread pool, ``workers`` at a time), ``cluster`` (``workers`` Dask worker
+    processes on 127.0.0.1 via ``--scheduler``) and ``killed`` (the same, one worker killed with SIGKILL
+    halfway through the cluster's time). Each run starts from an empty work folder (no cache) and the
+    three CSVs must be equal, or it raises."""
+    import shutil
+    import threading
+    from . import grading
+    folder = Path(folder or tempfile.mkdtemp(prefix="grading-measure-"))
+    subs = folder / "submissions"
+    for i in range(n):
+        (subs / f"student{i:03d}").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, subs / f"student{i:03d}" / Path(source).name)
+    common = dict(source=source, fast=fast, prepare_data=prepare_data, verbose=False,
+                  sandbox=grading.sbx.probe()[0])
+    seconds: dict[str, float] = {}
+
+    def run(name: str, **kwargs) -> str:
+        out = folder / name / "grades.csv"
+        start = time.monotonic()
+        grading.grade_folder(subs, out, work=folder / name / "work", **common, **kwargs)
+        seconds[name] = time.monotonic() - start
+        print(f"{name}: {n} submissions in {seconds[name]:.0f} s ({3600 * n / seconds[name]:.0f} per hour)", flush=True)
+        return out.read_text()
+
+    expected = run("pool", workers=workers)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    for name in ("cluster", "killed"):
+        with local_processes(workers, env) as cluster:
+            engine = Engine(cluster.address, verbose=False).start()
+            timer = threading.Timer(seconds.get("cluster", 0) / 2, kill_group, [cluster.workers[0]])
+            if name == "killed":
+                timer.start()
+            try:
+                got = run(name, engine=engine)
+            finally:
+                timer.cancel()
+                engine.close()
+            if name == "killed" and cluster.workers[0].poll() is None:
+                raise RuntimeError("the worker was not killed before the grading ended")
+        if got != expected:
+            raise RuntimeError(f"the {name} run's CSV differs from the pool's: see {folder}")
+    return seconds
+
+
+def start_engine(scheduler: str, workers: int | None = None, resources: str | None = None) -> Engine:
+    """A started :class:`Engine` from the command line's ``--scheduler``, ``--workers`` and ``--resources``."""
+    return Engine(scheduler, workers=workers, resources=parse_resources(resources)).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m course_utils.authoring.grading_cluster SUBMISSIONS [grader options] [--scheduler ...]``:
+    the grader's command line (``python -m course_utils.authoring.grading --help``) that can also grade on a
+    Dask cluster. ``... grading_cluster measure [-n N]``: the pool against a local cluster of processes."""
+    import argparse
+    from . import grading
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] != ["measure"]:
+        try:
+            return grading.main(argv, cluster=start_engine)
+        except ClusterUnavailable as err:  # the scheduler went away mid-run
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    from .exercise import SOURCE
+    parser = argparse.ArgumentParser(prog="python -m course_utils.authoring.grading_cluster measure",
+                                     description="Grade N copies of the solution with the thread pool, then on a "
+                                     "local Dask cluster of processes, then with one worker killed halfway")
+    parser.add_argument("-n", type=int, default=20, help="submissions (copies of the solution; default 20)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--source", type=Path, default=SOURCE)
+    parser.add_argument("--full", action="store_true", help="full mode (default: fast mode)")
+    parser.add_argument("--folder", type=Path, default=None, help="where to keep the submissions and CSVs")
+    args = parser.parse_args(argv[1:])
+    print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
+    seconds = measure(args.n, args.source, args.workers, fast=not args.full, folder=args.folder)
+    per = {k: v / args.n for k, v in seconds.items()}
+    print(f"per submission: pool {per['pool']:.1f} s, cluster {per['cluster']:.1f} s "
+          f"(overhead {per['cluster'] - per['pool']:+.1f} s), one worker killed halfway {per['killed']:.1f} s; "
+          f"the three CSVs are equal", flush=True)
+    print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit("run the grader: python -m course_utils.authoring.grading SUBMISSIONS --scheduler tcp://HOST:PORT")
+    sys.exit(main())

@@ -23,6 +23,7 @@ import html
 import io
 import os
 import statistics
+import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -207,12 +208,16 @@ def write_class_report(results: Sequence, csv_out: Path, parts: Mapping[str, flo
     """Write the class report next to the gradebook ``csv_out`` (atomically) and return its path.
     reports: the per-student report folder (default :func:`reports_folder`); the other arguments as in
     :func:`render_class_report`."""
-    from .grading import _write_atomic
     path = report_path(csv_out)
     folder = Path(reports) if reports is not None else reports_folder(csv_out)
     text = render_class_report(results, parts, path.parent, folder, where,
                                title or f"Grading report: {Path(csv_out).name}", wall_seconds)
-    _write_atomic(path, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # atomic: a temporary file, renamed
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
     return path
 
 
