@@ -109,6 +109,7 @@ def test_the_conventions_check_fails_on_each_figure_without_a_real_alt_text(tmp_
     assert [re.match(r".*: cell (\d+) shows a figure", p).group(1) for p in found] == ["2", "3", "4"], found
     assert "no alt text" in found[0] and '"mystnb": {"image": {"alt":' in found[0]
     assert "a file name" in found[1] and "generic" in found[2]
+    assert "its widget saved" in found[1] and "its widget saved" not in found[0] + found[2]
     assert [i for i, _ in figures_without_alt(nb)] == [2, 3, 4]
 
 

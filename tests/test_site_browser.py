@@ -104,11 +104,16 @@ def expected_landing_rows() -> list[dict]:
              "href": rel.with_suffix(".html").as_posix()} for rel in NOTEBOOKS]
 
 
+TYPOGRAPHIC_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+"""Sphinx's smart quotes: the README's "smp's" is "smp’s" on the page, the same text."""
+
+
 def landing_row_problems(rows: list[dict] | None) -> list[str]:
     """How the landing page's notebook table (``JS_LANDING_ROWS``) differs from the README's rows."""
     if rows is None:
         return ["the landing page has no table with a 'what it covers' column"]
     expected = expected_landing_rows()
+    rows = [{**row, "cells": [c.translate(TYPOGRAPHIC_QUOTES) for c in row["cells"]]} for row in rows]
     found = [f"row {i + 1}: the page shows {got}, the README says {want}"
              for i, (got, want) in enumerate(zip(rows, expected)) if got != want]
     if len(rows) != len(expected):

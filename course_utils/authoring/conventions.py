@@ -123,6 +123,8 @@ def figures_without_alt(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and figure_count(cell, models):
             problem = alt_problem(figure_alt(cell), MIN_ALT_WORDS)
+            if problem and not figure_count(cell, {}):  # no figure of its own: the one its widget saved
+                problem += " (the figure is the one its widget saved, which the website shows in its place)"
             if problem:
                 found.append((index, problem))
     return found
