@@ -427,3 +427,16 @@ def test_phase1_keeps_a_bounded_part_of_what_a_cell_prints():
     client.output(outs, {"msg_type": "error", "header": {"msg_type": "error"}, "parent_header": {}, "content": {"ename": "ValueError", "evalue": "v" * 10**6,
                                                                          "traceback": ["t" * 10**6] * 100}}, None, 0)
     assert outs[-1]["ename"] == "ValueError" and len(outs[-1]["evalue"]) <= 2000 and len(outs[-1]["traceback"]) <= 20
+
+
+def test_phase1_events_tell_the_machines_faults_from_the_notebooks():
+    notes, errors, timed_out, fault = grading._phase1_notes(
+        [{"kind": "failed", "started": False, "error": "bwrap: execvp: No such file or directory"}], 60)
+    assert fault and grading._MACHINE in notes[0] and not timed_out
+    notes, errors, timed_out, fault = grading._phase1_notes(
+        [{"kind": "started"}, {"kind": "error", "cell": 12, "error": "NameError: x"},
+         {"kind": "timeout", "cell": 39, "seconds": 60}, {"kind": "failed", "started": True, "error": "KeyError"}], 60)
+    assert not fault and timed_out and errors == ["cell 12: NameError: x"]
+    assert notes[0] == "cell 39 was stopped by the 60 s per-cell time limit" and "stopped answering" in notes[1]
+    notes, _, timed_out, fault = grading._phase1_notes([{"kind": "started"}, {"kind": "answers", "problems": []}], 60)
+    assert (notes, timed_out, fault) == ([], False, False)   # no limit reached: no timeout status
