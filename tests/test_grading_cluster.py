@@ -23,7 +23,7 @@ pytest.importorskip("distributed")
 from cluster_standins import bomb, orphan_maker, slow  # noqa: E402
 from test_grading import NAME, _answer, _source_notebook  # noqa: E402
 
-from course_utils.authoring import exercise, grading, grading_cluster, sandbox  # noqa: E402
+from course_utils.authoring import exercise, grading, grading_cluster, grading_report, sandbox  # noqa: E402
 
 SANDBOX = sandbox.probe()[0]
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +76,7 @@ def cluster():
     yield dict(address=address, workers=workers)
     for proc in [*workers, scheduler]:
         _kill_group(proc)
+    ORPHANS.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +126,11 @@ def test_a_real_cluster_grades_like_the_local_pool(cluster, course, capsys):
     report = (course["root"] / "cluster" / "grades-report.html").read_text()  # the class report, with the workers
     assert "Every student" in report and re.search(rf"<td>{re.escape(socket.gethostname())}:\d+</td>", report)
     assert "wrote the class report" in text
+    # started again: nothing left to grade (the client's cache), the same CSV
+    assert grading_cluster.main(argv + ([] if SANDBOX else ["--no-sandbox"])) == 0
+    again = capsys.readouterr().out
+    assert "graded, " not in again and out.read_text() == course["local"].read_text()
+    assert grading_report.CACHED in (course["root"] / "cluster" / "grades-report.html").read_text()
 
 
 def test_a_worker_killed_mid_grade_costs_nothing(cluster, course):
@@ -214,6 +220,8 @@ def test_resources_are_parsed():
     assert grading_cluster.parse_resources(None) == {}
     with pytest.raises(ValueError, match="GPU=1"):
         grading_cluster.parse_resources("GPU=one")
+    with pytest.raises(ValueError, match="GPU=1"):
+        grading_cluster.parse_resources("=1")
 
 
 @pytest.mark.skipif(not SANDBOX, reason="bubblewrap cannot run here")

@@ -17,7 +17,9 @@ and returns the result, the graded notebook and the template hash it used, which
 Faults: a worker that dies mid-grade costs a retry elsewhere (the scheduler's ``allowed-failures``). A
 submission whose task killed its workers that many times is given one more chance with a fresh key (a
 task only queued on a dying worker is counted too); killed again, it ends as ``error`` with a note and is
-not cached, so the next run tries it again. Every other student is graded.
+not cached, so the next run tries it again. Every other student is graded. What a killed worker left
+running (nbgrader runs in a session of its own) is stopped by :func:`reap_orphans`. A scheduler lost
+mid-run stops the run with :class:`ClusterUnavailable` (the grades done are cached; no CSV is written).
 
 The one place that calls the grader: :func:`_grade_one` (re-point it when grading.py's per-submission
 function changes).
@@ -34,8 +36,8 @@ import tarfile
 import tempfile
 import time
 import uuid
-from concurrent.futures import CancelledError
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -60,6 +62,8 @@ def parse_resources(text: str | None) -> dict[str, float]:
     for item in filter(None, (text or "").replace(" ", "").split(",")):
         name, sep, value = item.partition("=")
         try:
+            if not name:
+                raise ValueError
             found[name] = float(value) if sep else 1.0
         except ValueError:
             raise ValueError(f"--resources expects NAME=NUMBER[,NAME=NUMBER], e.g. GPU=1; got {text!r}") from None
