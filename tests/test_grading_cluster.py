@@ -215,6 +215,23 @@ def test_the_plain_grader_sends_a_cluster_grade_to_the_dask_front_door(course, c
     assert "--resources expects NAME=NUMBER" in capsys.readouterr().err
 
 
+def test_the_workers_of_a_machine_prepare_the_dataset_once_per_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_GRADING_WORK", str(tmp_path))
+    data = tmp_path / "data"
+    data.mkdir()
+    calls = []
+    monkeypatch.setattr(grading, "_prepare_data", lambda env, work: calls.append(work) or data)
+    work = grading_cluster._worker_folder()
+    for run in ["r1", "r1", "r2"]:  # a fresh worker each time (its state is per process)
+        monkeypatch.setattr(grading_cluster, "_WORKER_STATE", {})
+        assert grading_cluster._worker_data({"run": run}, {}, work) == data
+    assert len(calls) == 2  # once for r1 (the second worker read the note), once for r2
+    data.rmdir()  # the folder a note names is gone: prepared again
+    monkeypatch.setattr(grading_cluster, "_WORKER_STATE", {})
+    grading_cluster._worker_data({"run": "r1"}, {}, work)
+    assert len(calls) == 3
+
+
 def test_resources_are_parsed():
     assert grading_cluster.parse_resources("GPU=1, MEM=2") == {"GPU": 1.0, "MEM": 2.0}
     assert grading_cluster.parse_resources(None) == {}

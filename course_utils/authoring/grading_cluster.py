@@ -154,6 +154,10 @@ def reap_orphans() -> list[int]:
                 continue
         with contextlib.suppress(OSError):
             grading._remove(claimed)
+    for note in base.glob("data-*.path"):  # the dataset notes of runs over a day old
+        with contextlib.suppress(OSError):
+            if time.time() - note.stat().st_mtime > 86400:
+                note.unlink()
     return killed
 
 
@@ -205,11 +209,7 @@ def grade_task(task: dict) -> dict:
             _WORKER_STATE["package"] = grading.course_package(work)
         isolation.course_dir = _WORKER_STATE["package"]
     if task["prepare_data"]:
-        if "data" not in _WORKER_STATE:
-            with open(work.parent / "prepare_data.lock", "w") as lock:  # one worker per machine builds it
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                _WORKER_STATE["data"] = grading._prepare_data(env, work)
-        isolation.data_dir = _WORKER_STATE["data"]
+        isolation.data_dir = _worker_data(task, env, work)
     inbox = work / "in" / task["student"]
     grading._remove(inbox)
     inbox.mkdir(parents=True)
@@ -226,6 +226,25 @@ def grade_task(task: dict) -> dict:
              "worker": f"{socket.gethostname()}:{os.getpid()}"}
     grading._remove(inbox)
     return reply
+
+
+def _worker_data(task: dict, env: dict[str, str], work: Path) -> Path | None:
+    """The dataset folder for this worker: prepared (``grading._prepare_data``) by the first worker of this
+    machine in this run, under a lock; the machine's other workers read its folder from a note
+    (``data-<run>.path``) instead of preparing it again. None when preparing failed."""
+    from . import grading
+    if "data" not in _WORKER_STATE:
+        with open(work.parent / "prepare_data.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            note = work.parent / f"data-{task.get('run', 'none')}.path"
+            known = Path(note.read_text().strip()) if note.exists() else None
+            if known is not None and known.is_dir():
+                _WORKER_STATE["data"] = known
+            else:
+                _WORKER_STATE["data"] = grading._prepare_data(env, work)
+                if _WORKER_STATE["data"] is not None:
+                    grading._write_atomic(note, f"{_WORKER_STATE['data']}\n")
+    return _WORKER_STATE["data"]
 
 
 def make_task(args: dict, data: bytes, template_tar: bytes, template_digest: str, prepare_data: bool) -> dict:
@@ -366,8 +385,10 @@ class Engine:
             raise ClusterUnavailable(f"lost the connection to the Dask scheduler at {self.scheduler} before "
                                      "grading; nothing was graded or written") from None
 
+        run = uuid.uuid4().hex[:12]  # this run: the machines' workers share one dataset preparation per run
+
         def submit(i, task):
-            task["host_threads"] = host_threads
+            task["host_threads"], task["run"] = host_threads, run
             future = self.client.submit(self.grade_fn, task, key=f"grade-{task['student']}-{uuid.uuid4().hex[:8]}",
                                         pure=False, resources=self.resources or None)
             futures[future.key] = (i, task, future)
