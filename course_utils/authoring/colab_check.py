@@ -408,7 +408,8 @@ def run_notebook(path: Path, python: Path, content: Path, env: dict[str, str], s
                     finally:
                         slowest = max(slowest, (time.perf_counter() - began, index))
                 run.seconds = time.perf_counter() - start
-                run.notes.append(f"slowest cell {slowest[1]} ({slowest[0]:.1f} s)")
+                if slowest[1] >= 0:
+                    run.notes.append(f"slowest cell {slowest[1]} ({slowest[0]:.1f} s)")
                 warned = warnings_of(nb)
                 if warned:
                     run.notes.append(f"{len(warned)} kind(s) of warning: " + " | ".join(warned[:3]))
