@@ -390,6 +390,7 @@ def run_notebook(path: Path, python: Path, content: Path, env: dict[str, str], s
         try:
             with client.setup_kernel(env=env, cwd=str(content)):
                 setup_index = None
+                slowest = (0.0, -1)
                 for index, cell in enumerate(nb.cells):
                     if cell.cell_type != "code":
                         continue
@@ -398,12 +399,17 @@ def run_notebook(path: Path, python: Path, content: Path, env: dict[str, str], s
                     if stop_at_student_code and "YOUR CODE HERE" in cell.source:
                         run.notes.append(f"stopped before cell {index}, the first a student writes")
                         break
+                    began = time.perf_counter()
                     try:
                         client.execute_cell(cell, index)
                     except CellExecutionError as error:
                         run.error = f"cell {index}: {_short_error(error)}"
                         break
+                    finally:
+                        slowest = max(slowest, (time.perf_counter() - began, index))
                 run.seconds = time.perf_counter() - start
+                if slowest[1] >= 0:
+                    run.notes.append(f"slowest cell {slowest[1]} ({slowest[0]:.1f} s)")
                 warned = warnings_of(nb)
                 if warned:
                     run.notes.append(f"{len(warned)} kind(s) of warning: " + " | ".join(warned[:3]))
