@@ -434,7 +434,7 @@ def check_final(given, answers, arrays, voc: Path, kind: str, fast: bool, measur
     truth = np.stack([driver.reference_sample(voc, i)[1] for i in ids]).astype(np.int64).ravel()
     score = miou(pred.astype(np.int64).ravel(), truth)
     background = miou(np.zeros_like(truth), truth)
-    multiple = 1 if fast else (10 if kind == "generated" else 3)
+    multiple = 1 if fast else (8 if kind == "generated" else 3)   # the reference: ~10x (generated)
     measures.update(test_miou=round(score, 4), background_miou=round(background, 4), bar=round(multiple * background, 4),
                     images=len(ids))
     _need(score >= multiple * background and score > 0,
