@@ -247,6 +247,23 @@ def test_constants_of_the_course_are_not_reuse_and_unchanged_cells_are_not_read(
     assert [f.what for f in flags] == ["not valid Python (it cannot run as written)"]
 
 
+def test_reuse_in_a_test_cell_is_not_flagged_but_tampering_there_is():
+    """The visible Part 6 check scores with course_utils.metrics; a submission whose test cell differs from
+    the handed-out one (the instructor's solution, or an edited comment) must not flag every honest student."""
+    code = "from course_utils import metrics\nscore = metrics.mean_iou"
+    def nb(meta):
+        cell = new_code_cell(code)
+        cell.metadata["nbgrader"] = meta
+        return new_notebook(cells=[cell])
+    test_cell = {"grade": True, "solution": False, "locked": True, "grade_id": "test_final_miou", "points": 2}
+    solution_cell = {"grade": False, "solution": True, "locked": False, "grade_id": "metrics"}
+    assert [f.what for f in review_flags(nb(test_cell))] == []
+    assert any("re-use of the course's metrics" in f.what for f in review_flags(nb(solution_cell)))
+    tamper = nb(test_cell)
+    tamper.cells[0].source = "import builtins\nbuiltins.len = lambda x: 0"
+    assert any("builtins" in str(f) for f in review_flags(tamper))
+
+
 def test_magics_become_calls_that_the_checks_can_read():
     assert python_source("%time x = 1\n!ls\ny = 2") == "__ipython_magic__('%time x = 1')\n__ipython_magic__('!ls')\ny = 2"
     assert python_source("%%bash\necho hi").startswith("__ipython_magic__(")

@@ -293,13 +293,18 @@ def review_flags(submission: nbformat.NotebookNode, handed_out: nbformat.Noteboo
             collector.visit(tree)
         if cell.get("source", "").strip() in given:
             continue
-        trees.append((index, cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""), tree))
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        test_cell = bool(meta.get("grade")) and not meta.get("solution")  # a test cell: what it imports earns nothing
+        trees.append((index, meta.get("grade_id", ""), tree, test_cell))
     flags: list[Flag] = []
-    for index, part, tree in trees:
+    for index, part, tree, test_cell in trees:
         if tree is None:
             flags.append(Flag(index, part, "not valid Python (it cannot run as written)"))
             continue
-        checker = _Checker(collector.names, reuse)
+        # A test cell may use the course's code (the visible Part 6 check does): the grader does not run the
+        # student's copy of it (two-phase) or replaces it with the handed-out one (nbgrader), so only
+        # touches of the grading's machinery are flagged there, not re-use.
+        checker = _Checker(collector.names, {} if test_cell else reuse)
         checker.visit(tree)
         seen = set()
         for line, what in checker.found:
