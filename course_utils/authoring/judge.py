@@ -336,11 +336,7 @@ def _reference_steps(given) -> dict:
         loss.backward()
         opt.step()
         ref[f"step{step}"] = (conv.weight.detach().numpy().copy(), conv.bias.detach().numpy().copy())
-    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, given["probe_classes"], 1))
-    with torch.no_grad():
-        for layer, w, b in ((net[0], "overfit_weight1", "overfit_bias1"), (net[2], "overfit_weight2", "overfit_bias2")):
-            layer.weight.copy_(torch.from_numpy(given[w]))
-            layer.bias.copy_(torch.from_numpy(given[b]))
+    net = driver.overfit_probe(given)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     losses = []
     for _ in range(given["overfit_steps"]):

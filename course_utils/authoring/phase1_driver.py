@@ -123,6 +123,20 @@ def inputs(seed: int, ids: list[str], fast: bool) -> dict:
 
 # ---------------------------------------------------------------- run in the kernel
 
+def overfit_probe(given: dict):
+    """The small conv net (3 -> 16 -> ``probe_classes`` channels) that Part 4's overfit check trains, with
+    the weights drawn in :func:`inputs`; the driver trains it with the student's ``train_step`` and the judge
+    with its own, from the same start."""
+    import torch
+    from torch import nn
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, given["probe_classes"], 1))
+    with torch.no_grad():
+        for layer, w, b in ((net[0], "overfit_weight1", "overfit_bias1"), (net[2], "overfit_weight2", "overfit_bias2")):
+            layer.weight.copy_(torch.from_numpy(given[w]))
+            layer.bias.copy_(torch.from_numpy(given[b]))
+    return net
+
+
 def _array(x) -> np.ndarray:
     """What the student returned, as a plain numpy array (a tensor is detached and moved to the CPU)."""
     if hasattr(x, "detach"):
@@ -340,11 +354,7 @@ def run(ns: dict, out_dir: str, seed: int, fast: bool, data_root: str) -> None:
         a["step1_weight"], a["step1_bias"] = _array(probe[0].weight), _array(probe[0].bias)
         train_step(probe, images, masks, torch.optim.SGD(probe.parameters(), lr=0.1), loss_fn)
         a["step2_weight"], a["step2_bias"] = _array(probe[0].weight), _array(probe[0].bias)
-        net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, given["probe_classes"], 1))
-        with torch.no_grad():
-            for layer, w, b in ((net[0], "overfit_weight1", "overfit_bias1"), (net[2], "overfit_weight2", "overfit_bias2")):
-                layer.weight.copy_(torch.from_numpy(given[w]))
-                layer.bias.copy_(torch.from_numpy(given[b]))
+        net = overfit_probe(given)
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)
         losses = [train_step(net, images, masks, opt, loss_fn) for _ in range(given["overfit_steps"])]
         sub["losses"] = [v if type(v) is float else None for v in losses]
