@@ -90,10 +90,16 @@ colab-check: install
 
 # Write the public student release (no solutions, no hidden tests):
 #   make release DEST=../course-release [REPO=owner/name]
+# Only after the full Colab replica (make colab-check TORCH=colab) passed on these notebooks: CI runs
+# part of it (.ci/run says why); COLAB_CHECK=ours accepts a full run with our torch, COLAB_CHECK=skip
+# releases without (it says so).
 DEST ?=
 REPO ?=
+COLAB_CHECK ?= colab
 release: install
 	@test -n "$(DEST)" || { echo "usage: make release DEST=path/outside/this/repo [REPO=owner/name]"; exit 2; }
+	@if [ "$(COLAB_CHECK)" = skip ]; then echo "release: WITHOUT a full Colab replica (COLAB_CHECK=skip)"; \
+	else $(BIN)/python -m course_utils.authoring.colab_check --verify --torch $(COLAB_CHECK); fi
 	$(BIN)/python -m course_utils.authoring.release $(DEST) $(if $(REPO),--repo $(REPO))
 # <<< instructor-only
 

@@ -238,3 +238,81 @@ def test_build_venv_never_deletes_a_folder_it_did_not_make(tmp_path):
     with pytest.raises(FileExistsError, match="not a replica made by colab-check"):
         cc.build_venv(other)
     assert (other / "pyvenv.cfg").exists()
+
+
+# ---------------------------------------------------------------- the record a release needs
+
+def _replica_root(tmp_path: Path) -> tuple[Path, list[str]]:
+    files = ["notebooks/01_x.ipynb", "course_utils/core.py", "course_utils/authoring/grading.py", "README.md",
+             "tests/test_x.py", "requirements.txt", "course_utils/authoring/colab_check.py",
+             "course_utils/authoring/colab_constraints.txt"]
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(f"contents of {rel}\n")
+    return tmp_path, files
+
+
+def test_the_digest_follows_the_notebooks_the_package_and_the_pins_but_not_the_grader_or_the_readme(tmp_path):
+    root, files = _replica_root(tmp_path)
+    first = cc.inputs_digest(root, files)
+    assert cc.inputs_digest(root, files) == first
+    for rel in ("README.md", "tests/test_x.py", "course_utils/authoring/grading.py"):
+        (root / rel).write_text("edited\n")
+        assert cc.inputs_digest(root, files) == first, rel
+    for rel in ("notebooks/01_x.ipynb", "course_utils/core.py", "requirements.txt",
+                "course_utils/authoring/colab_constraints.txt"):
+        (root / rel).write_text("edited\n")
+        changed = cc.inputs_digest(root, files)
+        assert changed != first, rel
+        first = changed
+
+
+def test_a_release_needs_a_passing_full_replica_of_these_very_inputs(tmp_path):
+    stamp = tmp_path / "build" / "colab-check-colab.json"
+    assert "make colab-check TORCH=colab" in cc.stamp_problem(stamp, "colab", "d1")   # never ran
+    runs = [cc.Run("00_start_here.ipynb", 3.2), cc.Run("01_image_formation.ipynb", 5.0)]
+    with pytest.raises(ValueError):   # a failed run is never recorded
+        cc.write_stamp(stamp, "colab", runs + [cc.Run("02_x.ipynb", 1.0, error="cell 3: boom")], 9.0, {}, "d1")
+    assert not stamp.exists()
+    cc.write_stamp(stamp, "colab", runs, 9.0, {"ipython": "7.34.0"}, "d1")
+    assert cc.stamp_problem(stamp, "colab", "d1") == ""
+    assert "changed since the Colab replica passed" in cc.stamp_problem(stamp, "colab", "d2")
+    assert "not 'ours'" in cc.stamp_problem(stamp, "ours", "d1")
+    stamp.write_text("{not json")
+    assert "is not a Colab replica's record" in cc.stamp_problem(stamp, "colab", "d1")
+
+
+def test_verify_answers_from_the_record_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cc, "STAMP", tmp_path / "colab-check-{torch}.json")
+    monkeypatch.setattr(cc, "inputs_digest", lambda: "d1")
+    monkeypatch.setattr(cc, "build_venv", lambda *a, **k: pytest.fail("--verify must not build anything"))
+    assert cc.main(["--verify", "--torch", "colab"]) == 1
+    assert "make colab-check TORCH=colab" in capsys.readouterr().err
+    cc.write_stamp(tmp_path / "colab-check-colab.json", "colab", [cc.Run("00_start_here.ipynb", 3.0)], 3.0, {}, "d1")
+    assert cc.main(["--verify", "--torch", "colab"]) == 0
+    assert cc.main(["--verify", "--torch", "ours"]) == 1   # a record of the other torch does not count
+
+
+def test_make_release_asks_for_the_record_first_and_writes_nothing_without_it(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    make = ["make", "-o", ".venv/.installed", "release", f"DEST={tmp_path / 'release'}"]
+    plan = subprocess.run(make[:1] + ["-n"] + make[1:], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert -1 < plan.find("colab_check --verify --torch colab") < plan.find("authoring.release"), plan
+    if (root / "build" / "colab-check-colab.json").exists():
+        pytest.skip("this checkout holds a replica's record (a fresh clone, as in CI, has none)")
+    done = subprocess.run(make, cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "make colab-check TORCH=colab" in done.stderr, done.stdout + done.stderr
+    assert not (tmp_path / "release").exists()
+
+
+def test_only_can_pick_the_student_version_without_the_solution(tmp_path):
+    release = tmp_path / "release"
+    (release / "notebooks" / "student").mkdir(parents=True)
+    for rel in ("notebooks/00_start_here.ipynb", "notebooks/student/11_exercise_unet_voc64.ipynb"):
+        (release / rel).write_text("{}")
+    source = tmp_path / "11_exercise_unet_voc64.ipynb"
+    source.write_text("{}")
+    labels = [cc.run_label(p, s) for p, s in cc.notebooks_of(release, source)]
+    assert labels == ["00_start_here.ipynb", "student/11_exercise_unet_voc64.ipynb", "11_exercise_unet_voc64.ipynb"]
+    assert [x for x in labels if "student/" in x] == ["student/11_exercise_unet_voc64.ipynb"]
+    assert len([x for x in labels if "11_" in x]) == 2

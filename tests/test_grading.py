@@ -173,6 +173,8 @@ def test_reports_hold_the_full_note_and_the_csv_a_short_one(course):
     for r in course["results"]:
         report = (reports / f"{r.student}.txt").read_text()
         assert all(note in report for note in r.notes.split("; ")), r.student
+        # no trusted judge for this (non-exercise) assignment: each report says its tests ran in the kernel
+        assert f"judged: {grading.JUDGED_IN_KERNEL}" in report and grading.JUDGED_OUTSIDE not in report
     with open(course["out"], newline="") as fh:
         assert all(len(row["notes"]) <= grading.SHORT_NOTE + 60 for row in csv.DictReader(fh))
 

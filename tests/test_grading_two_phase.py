@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import os
 from pathlib import Path
 
@@ -271,6 +272,9 @@ def test_an_honest_solution_scores_full_marks_despite_stderr_a_copied_cell_and_n
     r = world["results"]["honest"]
     assert (r.total, r.max, r.status) == (15, 15, "graded"), r.notes
     assert r.notes == "" and r.measures["test_miou"] >= r.measures["background_miou"]
+    report = (world["root"] / "grades-reports" / "honest.txt").read_text()
+    assert f"judged: {grading.JUDGED_OUTSIDE}" in report   # the reader is told where the tests ran
+    assert re.fullmatch(r"cell \d+: [\d.]+ s \(limit 240 s\)", r.measures["slowest_cell"]), r.measures
 
 
 def test_the_blank_version_scores_zero_and_each_note_says_why(world):

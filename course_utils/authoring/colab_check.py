@@ -463,6 +463,66 @@ def notebooks_of(release: Path, source: Path = SOURCE) -> list[tuple[Path, bool]
     return found
 
 
+REPLICA_INPUTS = ("notebooks/", "course_utils/", "requirements.txt", "pyproject.toml")
+"""What a replica run depends on (besides the pins): the notebooks and the package students install.
+The instructor wing ``course_utils/authoring/`` is left out, except this tool and its pins."""
+STAMP = ROOT / "build" / "colab-check-{torch}.json"
+"""Written after a run of every notebook that passed: the inputs' digest, the versions, the times."""
+
+
+def inputs_digest(root: Path = ROOT, files: list[str] | None = None) -> str:
+    """SHA-256 of :data:`REPLICA_INPUTS` in the checkout (paths and bytes), with this tool and
+    :data:`CONSTRAINTS`: a stamp stays valid exactly as long as none of them changes."""
+    import hashlib
+
+    from .release import checkout_files
+
+    wanted = sorted(f for f in (files if files is not None else checkout_files(root))
+                    if f.startswith(REPLICA_INPUTS) and not f.startswith("course_utils/authoring/")
+                    and (root / f).is_file())
+    digest = hashlib.sha256()
+    for rel in wanted + ["course_utils/authoring/colab_check.py", "course_utils/authoring/colab_constraints.txt"]:
+        digest.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def write_stamp(path: Path, torch: str, runs: list["Run"], seconds: float, versions: dict[str, str],
+                digest: str) -> None:
+    """Record a passing run of every notebook (what :func:`stamp_problem` checks before a release)."""
+    if not runs or not all(r.ok for r in runs):
+        raise ValueError("only a run in which every notebook passed may be stamped")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "digest": digest, "torch": torch, "date": date.today().isoformat(), "seconds": round(seconds),
+        "versions": {name: versions.get(name, "MISSING") for name in REPORTED},
+        "notebooks": {r.name: round(r.seconds, 1) for r in runs}}, indent=1) + "\n")
+
+
+def stamp_problem(path: Path, torch: str, digest: str) -> str:
+    """"" if ``path`` records a passing replica of every notebook for inputs with this ``digest``, else
+    what is missing, in words an instructor can act on."""
+    again = (f"run `make colab-check{' TORCH=colab' if torch == 'colab' else ''}` (every notebook on Colab's "
+             f"versions{', torch included' if torch == 'colab' else ''}) and release after it passes")
+    if not path.exists():
+        return f"no full Colab replica (torch: {torch}) has passed in this checkout ({path} is missing): {again}"
+    try:
+        stamp = json.loads(path.read_text())
+        if stamp["torch"] != torch:
+            return f"{path} records a replica with torch {stamp['torch']!r}, not {torch!r}: {again}"
+        if stamp["digest"] != digest:
+            return (f"the notebooks or course_utils changed since the Colab replica passed on {stamp['date']} "
+                    f"({path}): {again}")
+    except (ValueError, KeyError, TypeError):
+        return f"{path} is not a Colab replica's record: {again}"
+    return ""
+
+
+def run_label(path: Path, student: bool) -> str:
+    """What ``--only`` matches: the file name, with ``student/`` before the student version of 11 (so
+    ``--only student/`` picks it without the solution, and ``--only 11_`` picks both)."""
+    return ("student/" if student else "") + path.name
+
+
 def check_content(content: Path) -> str:
     """An error text if ``content`` cannot be Colab's working folder here, else ""."""
     try:
@@ -490,7 +550,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the Python the replica's venv is made from (Colab: python3.12; default: this one)")
     parser.add_argument("--fresh-each", action="store_true", help="start every notebook from an empty /content")
     parser.add_argument("--only", default="", metavar="TEXT",
-                        help="run only the notebooks whose file name contains TEXT (comma-separated: any of them)")
+                        help="run only the notebooks whose file name contains TEXT (comma-separated: any of them; "
+                             "'student/' is the student version of 11)")
+    parser.add_argument("--verify", action="store_true",
+                        help="run nothing: exit 1 unless a full replica with this --torch passed on the current "
+                             "notebooks and course_utils (make release asks this)")
     parser.add_argument("--refresh-constraints", type=Path, metavar="FREEZE",
                         help=f"rewrite {CONSTRAINTS.name} from Colab's pip-freeze.gpu.txt, then stop")
     parser.add_argument("installer_args", nargs=argparse.REMAINDER,
@@ -500,11 +564,17 @@ def main(argv: list[str] | None = None) -> int:
         CONSTRAINTS.write_text(constraints_text(args.refresh_constraints.read_text()))
         print(f"wrote {CONSTRAINTS}")
         return 0
+    if args.verify:
+        problem = stamp_problem(Path(str(STAMP).format(torch=args.torch)), args.torch, inputs_digest())
+        print(f"colab-check: {problem or 'a full replica passed on these notebooks'}",
+              file=sys.stderr if problem else sys.stdout)
+        return 1 if problem else 0
     problem = check_content(CONTENT)
     if problem:
         print(problem, file=sys.stderr)
         return 2
     total = time.perf_counter()
+    digest = inputs_digest()  # of what this run tests (a change made while it runs is not covered)
     extra = [a for a in args.installer_args if a != "--"] or None
     args.venv = (args.venv or (VENV_COLAB_TORCH if args.torch == "colab" else VENV)).resolve()
     python = build_venv(args.venv, args.torch, extra, base_python=args.python)
@@ -516,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="colab-check-") as tmp:
         release = release_repository(Path(tmp) / "release")
         env = kernel_env(git_config(Path(tmp) / "gitconfig", release), args.venv)
-        todo = [(p, s) for p, s in notebooks_of(release) if any(w in p.name for w in wanted)]
+        todo = [(p, s) for p, s in notebooks_of(release) if any(w in run_label(p, s) for w in wanted)]
         if not todo:
             print(f"colab-check: no notebook's name contains {args.only!r}", file=sys.stderr)
             return 2
@@ -532,8 +602,13 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         shutil.rmtree(CONTENT / REPO_NAME, ignore_errors=True)
     failed = [r for r in runs if not r.ok]
+    seconds = time.perf_counter() - total
     print(f"colab-check: {len(runs) - len(failed)}/{len(runs)} notebooks passed on Colab's versions "
-          f"(torch: {args.torch}) in {time.perf_counter() - total:.0f} s", flush=True)
+          f"(torch: {args.torch}) in {seconds:.0f} s", flush=True)
+    stamp = Path(str(STAMP).format(torch=args.torch))
+    if not failed and not args.only:
+        write_stamp(stamp, args.torch, runs, seconds, have, digest)
+        print(f"colab-check: recorded in {stamp} (make release checks it)", flush=True)
     return 1 if failed else 0
 
 

@@ -97,6 +97,7 @@ PACKAGE = Path(__file__).resolve().parents[1]  # the course_utils folder the gra
 
 __all__ = ["Result", "Isolation", "SandboxUnavailable", "grade_folder", "grade_submission", "prepare_template",
            "verify_template", "course_package", "graded_parts", "import_bindings", "write_csv", "write_report",
+           "judged_by",
            "short_note", "main"]
 
 
@@ -743,6 +744,9 @@ def _grade_two_phase(data: bytes, student: str, template: Path, work: Path, cell
     log = (course / "phase1.log").read_text(errors="replace")[-20_000:] if (course / "phase1.log").exists() else ""
     fault = fault or _DISK_FULL in log or (rc not in (0, 3, None) and not events)
     measures = {"phase1_seconds": round(seconds, 1)}
+    slowest = next((e.get("slowest_cell") for e in events if e.get("kind") == "answers"), None)
+    if slowest and slowest[0] is not None:  # the training cell, as a rule: its time against the cell limit
+        measures["slowest_cell"] = f"cell {slowest[0]}: {slowest[1]:g} s (limit {cell_timeout:g} s)"
     if any(e.get("kind") == "unreadable" for e in events):
         error = next(e["error"] for e in events if e.get("kind") == "unreadable")
         return Result(student, zero, 0.0, total_max, "error", "; ".join(notes + [
@@ -893,6 +897,8 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
         where = "in a sandbox" if sandbox else "WITHOUT a sandbox (--no-sandbox)"
         print(f"{len(students)} submissions: {len(results)} unchanged since the last run, {len(todo)} to grade "
               f"with {workers} worker(s), {mode} mode, each kernel {where}", flush=True)
+        if not judge.applies(parts):
+            print(f"NOTE: the tests of this assignment run {JUDGED_IN_KERNEL}", flush=True)
     # >>> seam (issue 22, grading_cluster): which engine runs the per-submission tasks, (index, Result, cacheable)
     if engine is not None:   # Dask: picklable tasks (the submission's bytes, the template) sent to workers
         graded = engine.grade([args for args, _, _ in todo], template, prepare_data)
@@ -917,7 +923,7 @@ def grade_folder(submissions: Path, out: Path | None = None, source: Path = SOUR
     assert len({r.student for r in results}) == len(results) == len(students), "a student missing or listed twice"
     reports = Path(reports) if reports else (Path(out).parent / f"{Path(out).stem}-reports" if out else work / "reports")
     for result in results:
-        write_report(result, reports / f"{result.student}.txt")
+        write_report(result, reports / f"{result.student}.txt", judged_by(parts))
     if out is not None:
         write_csv(results, Path(out), list(graded_parts(source)), reports_name=reports.name)
         if verbose:
@@ -962,8 +968,23 @@ def short_note(text: str, limit: int = SHORT_NOTE) -> str:
     return cut.rstrip(" ;") + " …"
 
 
-def write_report(result: Result, path: Path) -> None:
-    """The full note of one student: parts, status, every failing test's message, every review item."""
+JUDGED_OUTSIDE = ("outside the sandbox: the notebook and the grader's driver produced plain data in the sandbox, "
+                  "and the grader's own process computed every score from it (two-phase, judge.py)")
+JUDGED_IN_KERNEL = ("inside the student's own kernel, by nbgrader's test cells: this assignment has no trusted "
+                    "judge (judge.py grades only the exercise), so code written against the grader can fool "
+                    "its tests, and only the review items guard against that (README, 'Submissions are code')")
+"""How a grade was judged, as each report and the start of a run say it. The exercise is judged outside the
+sandbox; any other nbgrader assignment is graded in the kernel, and a person reading its grades is told so."""
+
+
+def judged_by(parts: dict[str, float]) -> str:
+    """:data:`JUDGED_OUTSIDE` for the exercise's graded parts, else :data:`JUDGED_IN_KERNEL`."""
+    return JUDGED_OUTSIDE if judge.applies(parts) else JUDGED_IN_KERNEL
+
+
+def write_report(result: Result, path: Path, judged: str = "") -> None:
+    """The full note of one student: parts, status, every failing test's message, every review item, and
+    (``judged``, from :func:`judged_by`) where the tests ran."""
     lines = [f"student: {result.student}",
              f"total: {result.total:g} / {result.max:g}    status: {result.status}    mode: {result.mode}"
              + ("  (a smoke test of the grading in fast mode, not a grade)" if result.mode == "fast" else ""),
@@ -974,6 +995,8 @@ def write_report(result: Result, path: Path) -> None:
     lines += [f"  - {item}" for item in result.review] or ["  (nothing)"]
     if result.measures:
         lines += ["", "measured:"] + [f"  {k}: {v}" for k, v in result.measures.items()]
+    if judged:
+        lines += ["", f"judged: {judged}"]
     lines += ["", f"graded in {result.seconds:.1f} s; cache key {result.key[:16]}"]
     _write_atomic(path, "\n".join(lines) + "\n")
 

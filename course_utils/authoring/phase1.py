@@ -155,6 +155,7 @@ def run(spec: dict) -> int:
             event(kind="started")
             out_dir = os.path.join(km._run_root, "r", "answers") if spec["sandbox"] else os.path.join(scratch, "answers")
             stopped = None
+            slowest: tuple = (None, 0.0)   # (notebook cell index, seconds): what an instructor compares to the limit
             run_nb.cells.append(new_code_cell(driver_source(out_dir, spec["seed"], spec["fast"], spec["data_root"])))
             cells = list(zip([i for i, _ in chosen] + ["driver"], run_nb.cells))
             for position, (index, cell) in enumerate(cells):
@@ -165,6 +166,7 @@ def run(spec: dict) -> int:
                     break
                 limit = float(spec["driver_timeout"]) if index == "driver" else cell_timeout
                 client.timeout = int(max(1, min(limit, remaining)))
+                began = time.perf_counter()
                 try:
                     client.execute_cell(cell, position)
                 except DeadKernelError:
@@ -173,6 +175,9 @@ def run(spec: dict) -> int:
                     break
                 except CellTimeoutError:
                     cell.outputs = [*cell.get("outputs", []), nbformat.v4.new_output("error", ename="CellTimeoutError")]
+                took = time.perf_counter() - began
+                if index != "driver" and took > slowest[1]:
+                    slowest = (index, round(took, 1))
                 errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
                 if any(o.get("ename") == "CellTimeoutError" for o in errors):
                     event(kind="timeout", cell=index, seconds=client.timeout)
@@ -184,7 +189,7 @@ def run(spec: dict) -> int:
                     e = errors[-1]
                     event(kind="error", cell=index, error=" ".join(f"{e.get('ename', 'Error')}: {e.get('evalue', '')}".split())[:300])
             problems = copy_answers(Path(out_dir), Path(spec["answers"]))
-            event(kind="answers", problems=problems, stopped=stopped)
+            event(kind="answers", problems=problems, stopped=stopped, slowest_cell=list(slowest))
     except Exception as err:  # the kernel did not start (the sandbox), or the kernel broke the protocol
         event(kind="failed", started=any(e.get("kind") == "started" for e in events),
               error=f"{type(err).__name__}: {err}"[:500])
