@@ -367,6 +367,34 @@ def test_every_name_a_test_cell_uses_is_named_in_the_instructions():
             assert not missing, f"{_gid(cell)} uses {sorted(missing)}, which the instructions never name"
 
 
+def _stored(source: str) -> set[str]:
+    """Global names a cell defines: assigned, def/class, imported."""
+    tree = ast.parse(source)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    names |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    names |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+              for a in n.names}
+    return names
+
+
+def test_no_other_cell_needs_a_name_that_only_a_test_cell_defines():
+    """The grader runs the notebook without its test cells (Phase 1): a handed-out cell that reads a name
+    only a test cell made (a plot of the test's losses) would raise there and show up in a student's notes."""
+    from_tests: set[str] = set()
+    elsewhere: set[str] = set()
+    for cell in _student().cells:
+        if cell.cell_type != "code":
+            continue
+        source = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!"))
+                           else line for line in cell.source.splitlines())   # shell and magic lines: no names
+        if (_gid(cell) or "").startswith("test_"):
+            from_tests |= _stored(source)
+            continue
+        needs = (_names_read(source) & from_tests) - elsewhere
+        assert not needs, f"cell {_gid(cell) or cell.source[:40]!r} reads {sorted(needs)}, which only a test cell defines"
+        elsewhere |= _stored(source)
+
+
 def test_no_test_cell_rebinds_a_name_the_instructors_cells_import():
     """The grader puts every name the instructor's cells import (np, torch, copy...) back after each test
     cell and voids the test if one had changed: a test cell that assigns such a name scores zero for
