@@ -1,13 +1,13 @@
 """Plotting helpers used across the notebooks: image grids, training curves, label maps."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from .core import to_numpy
-from .voc import IGNORE_INDEX, VOC_COLORMAP
+from .voc import IGNORE_INDEX, VOC_CLASSES, VOC_COLORMAP
 
 
 def set_style(dpi: int = 72) -> None:
@@ -120,3 +120,41 @@ def overlay_mask(image, mask, alpha: float = 0.5, palette: np.ndarray = VOC_COLO
     m = to_numpy(mask)
     fg = ((m != 0) & (m != IGNORE_INDEX))[..., None]
     return np.where(fg, (1 - alpha) * image + alpha * colours, image)
+
+
+def mask_legend(fig: plt.Figure, labels, names: Sequence[str] | Mapping[int, str] = VOC_CLASSES,
+                palette: np.ndarray = VOC_COLORMAP, ncol: int = 6, extra: Iterable = ()):
+    """Name the colour of each class under ``fig``, so that colour is not the only cue (colour-blind readers).
+
+    labels: the label values to name (ints), or label maps (one (H, W) array/tensor or a list of them),
+    every value of which is named; each value once, in increasing order. Void (255) is "void (not scored)".
+    A ``{label: name}`` mapping names exactly those labels with those names.
+    names: the class names, indexed by label (default VOC's 21) or a ``{label: name}`` mapping.
+    extra: more legend handles (matplotlib artists with a label) put after the classes.
+    Makes room below the axes for the legend's rows and returns the legend.
+    """
+    from matplotlib.patches import Patch
+
+    if isinstance(labels, Mapping):
+        labels, names = list(labels), labels
+    values: set[int] = set()
+    items = [labels] if hasattr(labels, "shape") else list(labels)
+    for item in items:
+        array = to_numpy(item) if not isinstance(item, (int, np.integer)) else np.asarray(item)
+        values |= {int(v) for v in np.unique(array)}
+    lookup = dict(names) if isinstance(names, Mapping) else dict(enumerate(names))
+    lookup.setdefault(IGNORE_INDEX, "void (not scored)")
+    missing = sorted(v for v in values if v not in lookup)
+    if missing:
+        raise ValueError(f"label value(s) {missing} have no name: pass names= with a name for each "
+                         f"(found names for {sorted(lookup)}).")
+    bad = [v for v in values if not 0 <= v < len(palette)]
+    if bad:
+        raise ValueError(f"label value(s) {sorted(bad)} are outside the palette (0..{len(palette) - 1}).")
+    handles = [Patch(facecolor=palette[v] / 255, edgecolor="0.4", label=lookup[v]) for v in sorted(values)]
+    handles += list(extra)
+    if not handles:
+        raise ValueError("nothing to name: labels held no value and extra no handle.")
+    rows = -(-len(handles) // ncol)
+    fig.subplots_adjust(bottom=(0.1 + 0.22 * rows) / fig.get_figheight())   # inches of room, as a fraction
+    return fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), ncol), fontsize=8, frameon=False)

@@ -66,3 +66,37 @@ def test_overlay_mask_keeps_background_and_void():
     np.testing.assert_allclose(out[0, 1], 0.5 + 0.5 * VOC_COLORMAP[1] / 255)
     with pytest.raises(ValueError, match="must match"):
         viz.overlay_mask(np.zeros((3, 3, 3)), mask)
+
+
+def test_mask_legend_names_each_value_of_the_masks_once_in_order():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    masks = [np.array([[0, 15], [255, 15]]), torch.tensor([[0, 1]])]
+    legend = viz.mask_legend(fig, masks)
+    assert [t.get_text() for t in legend.get_texts()] == ["background", "aeroplane", "person", "void (not scored)"]
+    colours = [tuple(np.round(np.array(h.get_facecolor()[:3]) * 255).astype(int)) for h in legend.legend_handles]
+    assert colours[2] == tuple(VOC_COLORMAP[15]) and colours[3] == tuple(VOC_COLORMAP[255])
+    assert fig.subplotpars.bottom > 0.1        # room was made under the axes
+    plt.close(fig)
+
+
+def test_mask_legend_takes_values_a_mapping_of_names_and_extra_handles():
+    from matplotlib.patches import Patch
+
+    fig, _ = plt.subplots()
+    legend = viz.mask_legend(fig, [2, 0], names={0: "background", 2: "bar"},
+                             extra=[Patch(color="white", label="invented")])
+    assert [t.get_text() for t in legend.get_texts()] == ["background", "bar", "invented"]
+    legend = viz.mask_legend(fig, {15: "someone", 0: "nothing"})      # a mapping: its labels, its names
+    assert [t.get_text() for t in legend.get_texts()] == ["nothing", "someone"]
+    plt.close(fig)
+
+
+def test_mask_legend_says_which_label_has_no_name_or_no_colour():
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError, match=r"\[3\] have no name"):
+        viz.mask_legend(fig, np.array([[0, 3]]), names=("background", "disc", "bar"))
+    with pytest.raises(ValueError, match="outside the palette"):
+        viz.mask_legend(fig, [300], names={300: "odd"})
+    with pytest.raises(ValueError, match="nothing to name"):
+        viz.mask_legend(fig, [])
+    plt.close(fig)
