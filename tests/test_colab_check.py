@@ -316,3 +316,23 @@ def test_only_can_pick_the_student_version_without_the_solution(tmp_path):
     assert labels == ["00_start_here.ipynb", "student/11_exercise_unet_voc64.ipynb", "11_exercise_unet_voc64.ipynb"]
     assert [x for x in labels if "student/" in x] == ["student/11_exercise_unet_voc64.ipynb"]
     assert len([x for x in labels if "11_" in x]) == 2
+
+
+def test_a_notebook_whose_cell_got_no_reply_runs_once_more_and_says_so():
+    def runs(*results):
+        calls = []
+        def run():
+            calls.append(1)
+            return results[len(calls) - 1]
+        return run, calls
+    lost = cc.Run("01_x.ipynb", 120.0, error="CellTimeoutError: cell 12", timed_out=True)
+    run, calls = runs(lost, cc.Run("01_x.ipynb", 9.0))
+    result = cc.once_more_if_no_reply(run, 120)
+    assert result.ok and len(calls) == 2 and "no reply within 120 s" in result.notes[0]
+    run, calls = runs(lost, cc.Run("01_x.ipynb", 120.0, error="CellTimeoutError: cell 12", timed_out=True))
+    result = cc.once_more_if_no_reply(run, 120)
+    assert not result.ok and len(calls) == 2 and "first run" in result.error      # twice: a failure
+    run, calls = runs(cc.Run("01_x.ipynb", 3.0, error="cell 4: NameError: x"), None)
+    assert cc.once_more_if_no_reply(run, 120).error == "cell 4: NameError: x" and len(calls) == 1   # not retried
+    run, calls = runs(cc.Run("01_x.ipynb", 3.0), None)
+    assert cc.once_more_if_no_reply(run, 120).ok and len(calls) == 1

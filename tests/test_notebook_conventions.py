@@ -186,6 +186,17 @@ def test_comments_are_prose_but_shapes_and_counts_there_are_annotations():
     assert [(i, n.text) for i, n in prose_numbers.stale_numbers(nb)] == [(0, "0.58")]
 
 
+def test_a_figures_alt_text_may_quote_only_numbers_the_notebook_prints():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("plt.plot(losses)")
+    cell.outputs = [nbformat.v4.new_output("stream", text="loss: first 3.135, last 0.417\n")]
+    cell.metadata["mystnb"] = {"image": {"alt": "The loss falls from about 3.1 to 0.42 in 60 steps."}}
+    nb.cells = [cell]
+    assert prose_numbers.stale_numbers(nb) == []          # 3.1 and 0.42 are printed (rounded); 60 is structure
+    cell.metadata["mystnb"]["image"]["alt"] = "The loss falls from about 3.1 to 0.38 in 60 steps."
+    assert [(i, n.text) for i, n in prose_numbers.stale_numbers(nb)] == [(0, "0.38")]   # read off an old plot
+
+
 def test_rounding_and_percentages_match_what_is_printed():
     shown = [0.70496, 0.849, 27.4]
     assert prose_numbers.matches(prose_numbers.prose_numbers("about 0.705 now")[0], shown)

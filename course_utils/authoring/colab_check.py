@@ -50,6 +50,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from datetime import date
 from pathlib import Path
 
@@ -325,6 +326,7 @@ class Run:
     seconds: float = 0.0
     error: str = ""
     notes: list[str] = field(default_factory=list)
+    timed_out: bool = False   # a cell got no reply within the cell time limit
 
     @property
     def ok(self) -> bool:
@@ -422,6 +424,7 @@ def run_notebook(path: Path, python: Path, content: Path, env: dict[str, str], s
                     run.error = _second_setup_run(client, nb.cells[setup_index].source, setup_index, python,
                                                   content, run.notes)
         except Exception as error:  # a kernel that died or could not start is a failure of this notebook
+            run.timed_out = type(error).__name__ == "CellTimeoutError"
             run.error = run.error or f"{type(error).__name__}: {_short_error(error)}"
             run.seconds = run.seconds or time.perf_counter() - start
         finally:
@@ -430,6 +433,27 @@ def run_notebook(path: Path, python: Path, content: Path, env: dict[str, str], s
             else:
                 os.environ["JUPYTER_PATH"] = saved
     return run
+
+
+def once_more_if_no_reply(run: Callable[[], Run], timeout: float) -> Run:
+    """``run()``, and once more in a fresh kernel if a cell got no reply within ``timeout`` seconds.
+
+    The harness (nbclient, as in jupyter/nbclient#312 with widget cells) can wait for a reply that never
+    comes while the kernel sits idle: seen here twice, in 08 (a full replica, 6 December 2026) and in 01
+    (a CI run, 7 December), each time in a notebook that shows widgets and each time on one run of many.
+    Colab has no nbclient, so a second run decides, and the note says it happened. Any other failure
+    is not run again.
+    """
+    first = run()
+    if not first.timed_out:
+        return first
+    second = run()
+    what = f"first run: {first.error} (no reply within {timeout:g} s; jupyter/nbclient#312)"
+    if second.ok:
+        second.notes.insert(0, what + "; it passed on a second run")
+    else:
+        second.error = f"{second.error}; {what}"
+    return second
 
 
 def _second_setup_run(client, source: str, index: int, python: Path, content: Path, notes: list[str]) -> str:
@@ -552,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", metavar="TEXT",
                         help="run only the notebooks whose file name contains TEXT (comma-separated: any of them; "
                              "'student/' is the student version of 11)")
+    parser.add_argument("--cell-timeout", type=int, default=600, metavar="SECONDS",
+                        help="seconds a cell may run before the notebook is run once more, then failed "
+                             "(default %(default)s; CI: 120, the slowest cell takes 13 s here)")
     parser.add_argument("--verify", action="store_true",
                         help="run nothing: exit 1 unless a full replica with this --torch passed on the current "
                              "notebooks and course_utils (make release asks this)")
@@ -595,7 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         for number, (path, student) in enumerate(todo):
             if number == 0 or args.fresh_each:
                 shutil.rmtree(CONTENT / REPO_NAME, ignore_errors=True)
-            run = run_notebook(path, python, CONTENT, env, stop_at_student_code=student)
+            run = once_more_if_no_reply(lambda: run_notebook(path, python, CONTENT, env, stop_at_student_code=student,
+                                                             timeout=args.cell_timeout), args.cell_timeout)
             runs.append(run)
             status = "ok" if run.ok else "FAILED"
             print(f"colab-check: {run.name:<50} {status:>6} {run.seconds:6.1f} s  {run.error or '; '.join(run.notes)}",

@@ -14,7 +14,8 @@ name (``conv1``, ``VGG16``, ``ResNet-152``), and every number of a sentence that
 markdown link, "et al.", a year in parentheses, or the words "lecture", "slide" or "paper".
 
 Code comments are prose too: their decimals and numbers with units are checked (shape tuples and
-bare integers there are annotations), and nothing in a comment counts as shown.
+bare integers there are annotations), and nothing in a comment counts as shown. So is a figure's alt
+text (``mystnb.image.alt``), checked like markdown: a number read off the plot must also be printed.
 A prose number matches when a number printed in an output (text only) or written in the code of a
 code cell is the same after rounding to the prose's decimals; a percentage also matches the fraction
 (0.849 -> 84.9 %).
@@ -158,16 +159,22 @@ def matches(number: ProseNumber, shown: list[float]) -> bool:
     return any(math.isfinite(v) and abs(v * scale - number.value) <= tolerance for v in shown for scale in scales)
 
 
+def figure_alt(cell: nbformat.NotebookNode) -> str:
+    """The text alternative of a code cell's figure (cell metadata ``mystnb.image.alt``), or ""."""
+    alt = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt", "")
+    return alt if isinstance(alt, str) else ""
+
+
 def stale_numbers(nb: nbformat.NotebookNode) -> list[tuple[int, ProseNumber]]:
-    """(cell index, number) for every measured number in the prose (markdown cells and code comments)
-    that the notebook does not show."""
+    """(cell index, number) for every measured number in the prose (markdown cells, code comments and
+    figures' alt texts, which say a figure's result in words) that the notebook does not show."""
     shown = shown_numbers(nb)
     stale = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             numbers = prose_numbers(cell.source)
         else:
-            numbers = prose_numbers(split_comments(cell.source)[1], comment=True)
+            numbers = prose_numbers(split_comments(cell.source)[1], comment=True) + prose_numbers(figure_alt(cell))
         stale += [(index, number) for number in numbers if not matches(number, shown)]
     return stale
 
