@@ -336,3 +336,35 @@ def test_a_notebook_whose_cell_got_no_reply_runs_once_more_and_says_so():
     assert cc.once_more_if_no_reply(run, 120).error == "cell 4: NameError: x" and len(calls) == 1   # not retried
     run, calls = runs(cc.Run("01_x.ipynb", 3.0), None)
     assert cc.once_more_if_no_reply(run, 120).ok and len(calls) == 1
+
+
+def test_in_slices_reads_a_message_that_a_long_poll_would_have_left_unread():
+    import asyncio
+    import time as _time
+    from queue import Empty
+
+    arrived = _time.monotonic() + 0.25          # the message is there after 0.25 s ...
+    polls = []
+
+    async def get_msg(timeout=None):            # ... but a poll only sees it when it starts after that
+        polls.append(timeout)
+        if _time.monotonic() >= arrived:
+            return {"msg": "reply"}
+        await asyncio.sleep(timeout)             # a missed wake-up: the whole timeout passes
+        raise Empty
+
+    start = _time.monotonic()
+    assert asyncio.run(cc.in_slices(get_msg, step=0.1)(timeout=30)) == {"msg": "reply"}
+    assert _time.monotonic() - start < 1 and max(polls) <= 0.1        # read within a slice, not after 30 s
+    polls.clear()
+    arrived = float("inf")
+    start = _time.monotonic()
+    with pytest.raises(Empty):                   # nothing comes: Empty at the caller's timeout, as before
+        asyncio.run(cc.in_slices(get_msg, step=0.1)(timeout=0.35))
+    assert 0.3 <= _time.monotonic() - start < 1
+
+
+def test_in_slices_passes_a_plain_reply_through():
+    import asyncio
+
+    assert asyncio.run(cc.in_slices(lambda timeout=None: {"msg": "at once"})(timeout=None)) == {"msg": "at once"}

@@ -391,6 +391,8 @@ def run_notebook(path: Path, python: Path, content: Path, env: dict[str, str], s
         start = time.perf_counter()
         try:
             with client.setup_kernel(env=env, cwd=str(content)):
+                for channel in (client.kc.shell_channel, client.kc.iopub_channel):
+                    channel.get_msg = in_slices(channel.get_msg)
                 setup_index = None
                 slowest = (0.0, -1)
                 for index, cell in enumerate(nb.cells):
@@ -435,14 +437,36 @@ def run_notebook(path: Path, python: Path, content: Path, env: dict[str, str], s
     return run
 
 
+def in_slices(get_msg, step: float = 1.0):
+    """A kernel channel's async ``get_msg`` that waits for a message in slices of ``step`` seconds.
+
+    The client's ``get_msg(timeout=T)`` polls its ZeroMQ socket once for up to T seconds; a wake-up
+    missed there (the socket's edge-triggered descriptor) leaves a message that has arrived unread
+    until T runs out. Two replica runs waited exactly their 600-s cell limit with the kernel idle and
+    then went on with the reply in hand (08 on 6 December, 01 in a CI run on 7 December). Polling in
+    one-second slices reads such a message within a second. ``timeout=None`` waits for ever, in slices.
+    """
+    from queue import Empty
+
+    async def get(timeout: float | None = None, **kwargs):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = step if deadline is None else max(0.0, min(step, deadline - time.monotonic()))
+            try:
+                found = get_msg(timeout=wait, **kwargs)
+                return await found if hasattr(found, "__await__") else found
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+    return get
+
+
 def once_more_if_no_reply(run: Callable[[], Run], timeout: float) -> Run:
     """``run()``, and once more in a fresh kernel if a cell got no reply within ``timeout`` seconds.
 
-    The harness (nbclient, as in jupyter/nbclient#312 with widget cells) can wait for a reply that never
-    comes while the kernel sits idle: seen here twice, in 08 (a full replica, 6 December 2026) and in 01
-    (a CI run, 7 December), each time in a notebook that shows widgets and each time on one run of many.
-    Colab has no nbclient, so a second run decides, and the note says it happened. Any other failure
-    is not run again.
+    A harness that waits for a reply that never comes (jupyter/nbclient#312: widget cells; see also
+    :func:`in_slices`) is not a fact about Colab, which has no nbclient: a second run decides, and the
+    note says it happened. Any other failure is not run again.
     """
     first = run()
     if not first.timed_out:
